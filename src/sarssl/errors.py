@@ -1,0 +1,22 @@
+"""Errors that name what is wrong: the tile, the file or the config key."""
+
+
+class SarsslError(Exception):
+    """Base class of the project's own errors."""
+
+
+class TileError(SarsslError):
+    """A tile cannot be used; `reason` says why, `tile` which one."""
+
+    def __init__(self, tile: str, reason: str):
+        super().__init__(f"tile {tile}: {reason}")
+        self.tile = tile
+        self.reason = reason
+
+
+class IncompleteStoreError(SarsslError):
+    """A Zarr store was opened before its build finished."""
+
+
+class ConfigError(SarsslError):
+    """A configuration value is invalid; the message names the key."""

@@ -1,0 +1,110 @@
+"""GeoTIFF reading and writing at the edge of the pipeline.
+
+Reading turns every failure (missing, truncated, unreadable) into a TileError naming the
+tile and the file; writing is atomic so that a killed writer never leaves a file that looks
+complete.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.transform import Affine
+from rasterio.windows import from_bounds
+
+from .atomic import atomic_path
+from .errors import TileError
+
+
+@dataclass(frozen=True)
+class Raster:
+    """Bands of one file with their names and georeferencing."""
+
+    data: np.ndarray  # (band, row, col)
+    band_names: tuple[str, ...]
+    crs: str
+    transform: Affine
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.data.shape[1], self.data.shape[2]
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) of the pixel edges."""
+        rows, cols = self.shape
+        west, north = self.transform * (0, 0)
+        east, south = self.transform * (cols, rows)
+        return west, south, east, north
+
+
+def read_raster(
+    path: str | Path,
+    tile: str,
+    *,
+    as_float: bool = True,
+    bounds: tuple[float, float, float, float] | None = None,
+    out_shape: tuple[int, int] | None = None,
+) -> Raster:
+    """Read all bands of `path`; nodata becomes NaN when `as_float`.
+
+    With `bounds` (west, south, east, north, in the file's CRS) and `out_shape` (rows, cols),
+    only that window is read, resampled by nearest neighbour (GDAL picks an overview when the
+    output is coarser), so a 36000x36000 WorldCover tile is never read whole.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TileError(tile, f"file missing: {path}")
+    try:
+        with rasterio.open(path) as src:
+            window = None
+            transform = src.transform
+            if bounds is not None:
+                window = from_bounds(*bounds, transform=src.transform)
+                rows, cols = out_shape or (round(window.height), round(window.width))
+                transform = rasterio.transform.from_bounds(*bounds, cols, rows)
+            read_shape = None if out_shape is None else (src.count, *out_shape)
+            data = src.read(
+                window=window, out_shape=read_shape, resampling=Resampling.nearest, boundless=False
+            )
+            nodata = src.nodata
+            names = tuple(d or f"band{i + 1}" for i, d in enumerate(src.descriptions))
+            crs = src.crs.to_string() if src.crs else ""
+    except rasterio.errors.RasterioError as err:
+        raise TileError(tile, f"cannot read {path}: {err}") from err
+    if as_float:
+        data = data.astype(np.float32, copy=False)
+        if nodata is not None and not np.isnan(nodata):
+            data[data == nodata] = np.nan
+    return Raster(data=data, band_names=names, crs=crs, transform=transform)
+
+
+def write_geotiff(
+    path: str | Path,
+    data: np.ndarray,
+    band_names: Sequence[str],
+    crs: str,
+    transform: Affine,
+    nodata: float | int | None,
+) -> None:
+    """Write (band, row, col) `data` as a tiled, deflate-compressed GeoTIFF, atomically."""
+    if data.ndim != 3 or data.shape[0] != len(band_names):
+        raise ValueError(f"{path}: data {data.shape} does not match bands {list(band_names)}")
+    profile = {
+        "driver": "GTiff",
+        "height": data.shape[1],
+        "width": data.shape[2],
+        "count": data.shape[0],
+        "dtype": data.dtype.name,
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
+        "compress": "deflate",
+    }
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(data)
+        for i, name in enumerate(band_names, start=1):
+            dst.set_band_description(i, name)

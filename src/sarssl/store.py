@@ -1,0 +1,153 @@
+"""The analysis-ready Zarr v3 store of one AOI.
+
+Layout (xarray-readable, dimension names in the array metadata):
+    s1grd     (tile, channel, y, x)  float16 or float32 dB, one chunk per tile
+    labels    (tile, y, x)           uint8 class index 0..10, 255 = ignore
+    tile      (tile)                 geetiles identifier
+    channel   (channel)              names in sarssl.bands.CHANNELS order
+    bounds    (tile, corner)         west, south, east, north (EPSG:4326 degrees)
+  written when the build is finalised:
+    split     (tile)                 train / val / test
+    valid     (tile)                 False for rejected tiles (zeros, labels all 255)
+    crs       (tile)                 CRS of the tile's pixel grid
+    transform (tile, affine)         a, b, c, d, e, f of the pixel-to-map affine transform
+    nodata_fraction (tile)           share of pixels without SAR data (labels ignored there)
+
+The marker file `.sarssl_complete` exists only after a successful finalisation; every shard
+job removes it before writing, and `open_store` refuses a store without it.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+from rasterio.transform import Affine
+
+from . import __version__
+from .atomic import atomic_path, write_text_atomic
+from .bands import CHANNELS
+from .errors import IncompleteStoreError
+from .worldcover import CLASSES, IGNORE_INDEX
+
+COMPLETE_MARKER = ".sarssl_complete"
+STORE_DTYPES = ("float16", "float32")
+COORDINATES = ("split", "valid", "bounds", "crs", "transform", "nodata_fraction")
+
+
+def _compressor() -> zarr.codecs.BloscCodec:
+    return zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
+
+
+def create_store(
+    path: str | Path,
+    tile_ids: list[str],
+    bounds: np.ndarray,
+    tile_px: int,
+    dtype: str,
+    attrs: dict,
+) -> None:
+    """Create the empty store (arrays sized for every tile, no chunk written), atomically."""
+    n = len(tile_ids)
+    with atomic_path(path, is_dir=True) as tmp:
+        group = zarr.open_group(tmp, mode="w", zarr_format=3)
+        group.attrs.update(
+            {
+                **attrs,
+                "sarssl_version": __version__,
+                "channels": list(CHANNELS),
+                "classes": [
+                    {"index": i, "code": c.code, "name": c.name} for i, c in enumerate(CLASSES)
+                ],
+                "ignore_index": IGNORE_INDEX,
+            }
+        )
+        coords = " ".join(COORDINATES)
+        group.create_array(
+            "s1grd",
+            shape=(n, len(CHANNELS), tile_px, tile_px),
+            chunks=(1, len(CHANNELS), tile_px, tile_px),
+            dtype=dtype,
+            fill_value=np.nan,
+            compressors=_compressor(),
+            dimension_names=("tile", "channel", "y", "x"),
+            attributes={"units": "dB", "coordinates": coords},
+        )
+        group.create_array(
+            "labels",
+            shape=(n, tile_px, tile_px),
+            chunks=(1, tile_px, tile_px),
+            dtype="uint8",
+            fill_value=IGNORE_INDEX,
+            compressors=zarr.codecs.ZstdCodec(level=3),
+            dimension_names=("tile", "y", "x"),
+            attributes={"coordinates": coords},
+        )
+        _write_coordinate(group, "tile", np.array(tile_ids, dtype=object), ("tile",), str)
+        _write_coordinate(group, "channel", np.array(CHANNELS, dtype=object), ("channel",), str)
+        _write_coordinate(group, "bounds", bounds, ("tile", "corner"), "float64")
+
+
+def _write_coordinate(
+    group: zarr.Group, name: str, values: np.ndarray, dims: tuple[str, ...], dtype
+) -> None:
+    array = group.create_array(
+        name,
+        shape=values.shape,
+        chunks=values.shape,
+        dtype=dtype,
+        dimension_names=dims,
+        overwrite=True,
+    )
+    array[...] = values
+
+
+def open_arrays(path: str | Path) -> tuple[zarr.Array, zarr.Array]:
+    """The s1grd and labels arrays, for chunk-aligned writes by one shard."""
+    group = zarr.open_group(path, mode="r+", zarr_format=3)
+    return group["s1grd"], group["labels"]
+
+
+def mark_incomplete(path: str | Path) -> None:
+    (Path(path) / COMPLETE_MARKER).unlink(missing_ok=True)
+
+
+def finalise_store(
+    path: str | Path,
+    split: np.ndarray,
+    valid: np.ndarray,
+    crs: np.ndarray,
+    transform: np.ndarray,
+    nodata_fraction: np.ndarray,
+    stats: dict,
+) -> None:
+    """Write the per-tile coordinates and the statistics, then mark the store complete."""
+    group = zarr.open_group(path, mode="r+", zarr_format=3)
+    _write_coordinate(group, "split", split.astype(object), ("tile",), str)
+    _write_coordinate(group, "valid", valid.astype(bool), ("tile",), "bool")
+    _write_coordinate(group, "crs", crs.astype(object), ("tile",), str)
+    _write_coordinate(
+        group, "transform", transform.astype(np.float64), ("tile", "affine"), "float64"
+    )
+    _write_coordinate(
+        group, "nodata_fraction", nodata_fraction.astype(np.float32), ("tile",), "float32"
+    )
+    group.attrs["normalisation"] = stats
+    write_text_atomic(Path(path) / COMPLETE_MARKER, json.dumps({"tiles": len(split)}))
+
+
+def open_store(path: str | Path) -> xr.Dataset:
+    """Open a finished store lazily; refuse one whose build did not finish."""
+    path = Path(path)
+    if not (path / COMPLETE_MARKER).is_file():
+        raise IncompleteStoreError(
+            f"{path}: the build of this store did not finish (no {COMPLETE_MARKER}); "
+            "rerun the pipeline to complete it"
+        )
+    return xr.open_zarr(path, consolidated=False, zarr_format=3)
+
+
+def tile_transform(dataset: xr.Dataset, tile: int) -> Affine:
+    """Pixel (col, row) -> map (x, y) transform of tile number `tile`."""
+    return Affine(*dataset["transform"].values[tile])

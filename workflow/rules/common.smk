@@ -1,0 +1,79 @@
+from snakemake.utils import validate
+
+from sarssl.bands import labels_dataset_name, s1_dataset_name
+from sarssl.grid import tiles_file_name
+
+validate(config, schema="../../config/schema.yaml")
+
+DATA = config["data"]
+SPLIT = config["split"]
+AOI_CONFIG = {aoi["name"]: aoi for aoi in config["aois"]}
+AOIS = list(AOI_CONFIG)
+if len(AOIS) != len(config["aois"]):
+    raise ValueError(
+        f"config aois: names repeat in {[a['name'] for a in config['aois']]}"
+    )
+
+if abs(sum(SPLIT["fractions"].values()) - 1.0) > 1e-3:
+    raise ValueError(
+        f"config split.fractions must add up to 1, got {SPLIT['fractions']}"
+    )
+
+
+wildcard_constraints:
+    aoi="[a-z0-9]+",
+    shard=r"\d+",
+    source="synthetic|geetiles_dir",
+
+
+def aoi_config(aoi):
+    return AOI_CONFIG[aoi]
+
+
+def n_shards(aoi):
+    return aoi_config(aoi)["n_shards"]
+
+
+def chip_size_m():
+    return DATA["tile_px"] * DATA["pixel_m"]
+
+
+def tiles_file(wildcards):
+    """The geetiles tiles file of an AOI: ours, or the user's for a geetiles_dir source."""
+    aoi = aoi_config(wildcards.aoi)
+    if aoi["source"] == "geetiles_dir":
+        return aoi["tiles_file"]
+    return f"results/{wildcards.aoi}/tiles/{tiles_file_name(wildcards.aoi)}"
+
+
+def datasets(wildcards):
+    """geetiles dataset folder names of the S1 and label GeoTIFFs."""
+    aoi = aoi_config(wildcards.aoi)
+    return {
+        "s1": aoi.get("s1_dataset", s1_dataset_name(DATA["year"])),
+        "labels": aoi.get("labels_dataset", labels_dataset_name(DATA["year"])),
+    }
+
+
+def manifest(wildcards):
+    source = aoi_config(wildcards.aoi)["source"]
+    return f"results/{wildcards.aoi}/source/{source}/shard{wildcards.shard}.csv"
+
+
+def shard_reports(wildcards):
+    return expand(
+        "results/{aoi}/build/shard{shard}.csv",
+        aoi=wildcards.aoi,
+        shard=range(n_shards(wildcards.aoi)),
+    )
+
+
+def dataset_targets():
+    return expand(
+        [
+            "results/{aoi}/stats.json",
+            "results/{aoi}/rejected_tiles.csv",
+            "results/{aoi}/splits.csv",
+        ],
+        aoi=AOIS,
+    )

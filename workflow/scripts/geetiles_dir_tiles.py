@@ -1,0 +1,14 @@
+from sarssl.logs import job_log
+from sarssl.sources import shard_manifest, write_csv
+
+with job_log(snakemake.log[0]) as log:
+    params = snakemake.params
+    manifest, _ = shard_manifest(
+        snakemake.input.tiles,
+        int(snakemake.wildcards.shard),
+        params.n_shards,
+        params.datasets["s1"],
+        params.datasets["labels"],
+    )
+    write_csv(manifest, snakemake.output[0])
+    log.info("%d tiles listed", len(manifest))

@@ -1,0 +1,16 @@
+from sarssl.grid import read_tiles, tile_bounds
+from sarssl.logs import job_log
+from sarssl.store import create_store
+
+with job_log(snakemake.log[0]) as log:
+    params = snakemake.params
+    tiles = read_tiles(snakemake.input.tiles)
+    create_store(
+        snakemake.output[0],
+        tiles.identifier.tolist(),
+        tile_bounds(tiles),
+        tile_px=params.tile_px,
+        dtype=params.dtype,
+        attrs={"aoi": snakemake.wildcards.aoi, "pixel_m": params.pixel_m, "year": params.year},
+    )
+    log.info("store for %d tiles created", len(tiles))
