@@ -36,8 +36,8 @@ class Raster:
     def bounds(self) -> tuple[float, float, float, float]:
         """(west, south, east, north) of the pixel edges."""
         rows, cols = self.shape
-        west, north = self.transform * (0, 0)
-        east, south = self.transform * (cols, rows)
+        west, north = self.transform @ (0, 0)
+        east, south = self.transform @ (cols, rows)
         return west, south, east, north
 
 

@@ -4,7 +4,6 @@ Pure functions over arrays; the caller does the I/O. Every rejection raises Tile
 the tile and a reason that a person can act on.
 """
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +35,16 @@ def band_groups(band_names: Sequence[str]) -> dict[tuple[str, str], list[int]]:
     return groups
 
 
+def nan_mean(stack: np.ndarray) -> np.ndarray:
+    """Mean over axis 0 ignoring NaN; NaN where nothing is finite. Unlike np.nanmean it
+    warns about nothing (warning filters are not thread-safe, and tiles run in threads)."""
+    finite = np.isfinite(stack)
+    count = finite.sum(axis=0)
+    total = np.where(finite, stack, 0.0).sum(axis=0, dtype=np.float32)
+    out = np.full(total.shape, np.nan, dtype=np.float32)
+    return np.divide(total, count, out=out, where=count > 0)
+
+
 def seasonal_means(data: np.ndarray, band_names: Sequence[str]) -> np.ndarray:
     """(band, row, col) dB -> (season, pol, row, col) mean of the season's bands in dB.
 
@@ -44,11 +53,9 @@ def seasonal_means(data: np.ndarray, band_names: Sequence[str]) -> np.ndarray:
     """
     groups = band_groups(band_names)
     out = np.empty((len(SEASONS), len(POLARISATIONS), *data.shape[1:]), dtype=np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: NaN is the answer
-        for si, season in enumerate(SEASONS):
-            for pi, pol in enumerate(POLARISATIONS):
-                out[si, pi] = np.nanmean(data[groups[season, pol]], axis=0)
+    for si, season in enumerate(SEASONS):
+        for pi, pol in enumerate(POLARISATIONS):
+            out[si, pi] = nan_mean(data[groups[season, pol]])
     return out
 
 
@@ -63,9 +70,7 @@ def fill_gaps(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     filled = means.copy()
     observed = np.isfinite(means)
     valid = observed.any(axis=0).all(axis=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        temporal = np.nanmean(means, axis=0)  # (pol, row, col)
+    temporal = nan_mean(means)  # (pol, row, col)
     for pi in range(means.shape[1]):
         gaps = ~observed[:, pi]
         filled[:, pi][gaps] = np.broadcast_to(temporal[pi], gaps.shape)[gaps]

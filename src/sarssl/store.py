@@ -13,11 +13,12 @@ Layout (xarray-readable, dimension names in the array metadata):
     transform (tile, affine)         a, b, c, d, e, f of the pixel-to-map affine transform
     nodata_fraction (tile)           share of pixels without SAR data (labels ignored there)
 
-The marker file `.sarssl_complete` exists only after a successful finalisation; every shard
-job removes it before writing, and `open_store` refuses a store without it.
+The subgroup `sarssl_complete` (a marker, renamed into place atomically) exists only after a
+successful finalisation; every shard job removes it before writing, and `open_store` refuses
+a store without it.
 """
 
-import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +27,12 @@ import zarr
 from rasterio.transform import Affine
 
 from . import __version__
-from .atomic import atomic_path, write_text_atomic
+from .atomic import atomic_path
 from .bands import CHANNELS
 from .errors import IncompleteStoreError
 from .worldcover import CLASSES, IGNORE_INDEX
 
-COMPLETE_MARKER = ".sarssl_complete"
+COMPLETE_MARKER = "sarssl_complete"
 STORE_DTYPES = ("float16", "float32")
 COORDINATES = ("split", "valid", "bounds", "crs", "transform", "nodata_fraction")
 
@@ -110,7 +111,12 @@ def open_arrays(path: str | Path) -> tuple[zarr.Array, zarr.Array]:
 
 
 def mark_incomplete(path: str | Path) -> None:
-    (Path(path) / COMPLETE_MARKER).unlink(missing_ok=True)
+    # Shard jobs may race here; whichever removes the marker, it is gone.
+    shutil.rmtree(Path(path) / COMPLETE_MARKER, ignore_errors=True)
+
+
+def is_complete(path: str | Path) -> bool:
+    return (Path(path) / COMPLETE_MARKER / "zarr.json").is_file()
 
 
 def finalise_store(
@@ -134,13 +140,14 @@ def finalise_store(
         group, "nodata_fraction", nodata_fraction.astype(np.float32), ("tile",), "float32"
     )
     group.attrs["normalisation"] = stats
-    write_text_atomic(Path(path) / COMPLETE_MARKER, json.dumps({"tiles": len(split)}))
+    with atomic_path(Path(path) / COMPLETE_MARKER, is_dir=True) as tmp:
+        zarr.open_group(tmp, mode="w", zarr_format=3, attributes={"tiles": len(split)})
 
 
 def open_store(path: str | Path) -> xr.Dataset:
     """Open a finished store lazily; refuse one whose build did not finish."""
     path = Path(path)
-    if not (path / COMPLETE_MARKER).is_file():
+    if not is_complete(path):
         raise IncompleteStoreError(
             f"{path}: the build of this store did not finish (no {COMPLETE_MARKER}); "
             "rerun the pipeline to complete it"

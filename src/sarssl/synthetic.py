@@ -106,7 +106,7 @@ def fractal_noise(
 def pixel_metres(transform: Affine, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Pixel-centre coordinates in metres, equirectangular (continuous across tiles)."""
     rows, cols = np.meshgrid(np.arange(shape[0]) + 0.5, np.arange(shape[1]) + 0.5, indexing="ij")
-    lon, lat = transform * (cols, rows)
+    lon, lat = transform @ (cols, rows)
     x = lon * METRES_PER_DEGREE_LON_EQUATOR * np.cos(np.radians(lat))
     return x, lat * METRES_PER_DEGREE_LAT
 
@@ -144,10 +144,14 @@ def backscatter(
         lut[code] = np.stack([vv, vh], axis=1)
         texture_lut[code] = TEXTURE_DB.get(code, DEFAULT_TEXTURE_DB)
     sigma0 = np.moveaxis(lut[codes], (2, 3), (0, 1))
-    # Per-object offset (parcel management, canopy density) and fine texture, shared by VV/VH.
-    offset = (fractal_noise(x, y, (250.0,), seed, 70) - 0.5) * 2.0
+    # Within-class variability: a per-object offset (management, canopy density, soil
+    # moisture) of up to +-2 dB, a per-season one of up to +-1.5 dB (phenology, rain), both
+    # shared by VV and VH, and fine texture.
+    offset = (fractal_noise(x, y, (250.0,), seed, 70) - 0.5) * 4.0
+    seasonal = np.stack([value_noise(x, y, 400.0, seed, 90 + i) for i in range(len(SEASONS))])
     texture = (value_noise(x, y, 25.0, seed, 80) - 0.5) * 3.4 * texture_lut[codes]
-    sigma0 = sigma0 + (offset + texture).astype(np.float32)
+    variability = offset + texture + (seasonal[:, None] - 0.5) * 3.0
+    sigma0 = sigma0 + variability.astype(np.float32)
     acquisitions = rng.integers(8, 20, size=(len(SEASONS), 1, 1, 1))
     bias = DB * (digamma(GRD_LOOKS) - np.log(GRD_LOOKS))
     std = DB * np.sqrt(polygamma(1, GRD_LOOKS) / acquisitions)

@@ -1,0 +1,111 @@
+"""Shared fixtures: a tiny AOI, small tiles (tests only; defaults keep 448 px), and a helper
+that runs the data half of the pipeline through the library, shard by shard."""
+
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sarssl.bands import labels_dataset_name, s1_dataset_name
+from sarssl.build import BuildSettings, build_shard, finalise
+from sarssl.grid import (
+    build_tile_grid,
+    geographic_split,
+    read_tiles,
+    tile_bounds,
+    tiles_file_name,
+    write_tiles_file,
+)
+from sarssl.sources import write_csv
+from sarssl.store import create_store
+from sarssl.synthetic import write_synthetic_shard
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = REPO.parent / "shared" / "data" / "real"
+TEST_TILE_PX = 32
+TEST_PIXEL_M = 10
+SEED = 39
+FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
+# About 2.5 km x 1.9 km near the demo AOI: 42 tiles of 320 m.
+TINY_AOI_WKT = "POLYGON ((-1.0 41.70, -0.97 41.70, -0.97 41.717, -1.0 41.717, -1.0 41.70))"
+
+
+@pytest.fixture
+def tiny_aoi(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.wkt"
+    path.write_text(TINY_AOI_WKT)
+    return path
+
+
+@dataclass
+class Dataset:
+    root: Path
+    tiles_file: Path
+    splits_file: Path
+    store: Path
+    manifests: list[Path]
+    reports: list[Path]
+    stats: Path
+    rejected: Path
+
+
+def quiet_grid(aoi: str, wkt: Path, chip_size_m: float):
+    # geetiles prints joblib progress; keep test output readable.
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return build_tile_grid(aoi, wkt, chip_size_m)
+
+
+def prepare_sources(root: Path, wkt: Path, n_shards: int = 1, aoi: str = "tiny") -> Dataset:
+    """Grid, split, synthetic GeoTIFFs, manifests and an empty store; nothing built yet."""
+    tiles_file = root / "tiles" / tiles_file_name(aoi)
+    write_tiles_file(quiet_grid(aoi, wkt, TEST_TILE_PX * TEST_PIXEL_M), tiles_file)
+    tiles = read_tiles(tiles_file)
+    splits_file = root / "splits.csv"
+    write_csv(geographic_split(tiles, 5, 0.0, FRACTIONS), splits_file)
+    manifests = []
+    for shard in range(n_shards):
+        manifest = root / "source" / f"shard{shard}.csv"
+        write_synthetic_shard(
+            tiles_file,
+            shard,
+            n_shards,
+            s1_dataset_name(2020),
+            labels_dataset_name(2020),
+            TEST_TILE_PX,
+            SEED,
+            manifest,
+            threads=2,
+        )
+        manifests.append(manifest)
+    store = root / "dataset.zarr"
+    create_store(store, tiles.identifier.tolist(), tile_bounds(tiles), TEST_TILE_PX, "float16", {})
+    return Dataset(
+        root,
+        tiles_file,
+        splits_file,
+        store,
+        manifests,
+        [root / "build" / f"shard{s}.csv" for s in range(n_shards)],
+        root / "stats.json",
+        root / "rejected_tiles.csv",
+    )
+
+
+def settings(policy: str = "record", max_nodata_fraction: float = 0.5) -> BuildSettings:
+    return BuildSettings(TEST_TILE_PX, max_nodata_fraction, policy, threads=2)
+
+
+def build_all(data: Dataset, policy: str = "record") -> dict:
+    for manifest, report in zip(data.manifests, data.reports, strict=True):
+        build_shard(data.store, manifest, report, settings(policy))
+    return finalise(
+        data.store,
+        read_tiles(data.tiles_file).identifier.tolist(),
+        pd.read_csv(data.splits_file, dtype={"identifier": str}),
+        data.reports,
+        data.stats,
+        data.rejected,
+    )

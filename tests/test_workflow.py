@@ -1,0 +1,129 @@
+"""The Snakemake workflow end to end on a tiny configuration, config validation, and lint."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, SEED, TEST_TILE_PX, TINY_AOI_WKT, quiet_grid
+
+from sarssl.bands import labels_dataset_name, s1_dataset_name
+from sarssl.grid import write_tiles_file
+from sarssl.store import open_store
+from sarssl.synthetic import write_synthetic_shard
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), *args],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def geetiles_download(root: Path, wkt: Path) -> Path:
+    """A geetiles download folder made elsewhere (hash in the name, as geetiles writes it)."""
+    tiles_file = root / "tinydir_partitions_aschips_0123456789abc.geojson"
+    write_tiles_file(quiet_grid("tinydir", wkt, TEST_TILE_PX * 10), tiles_file)
+    write_synthetic_shard(
+        tiles_file,
+        0,
+        1,
+        s1_dataset_name(2020),
+        labels_dataset_name(2020),
+        TEST_TILE_PX,
+        SEED + 1,
+        root / "unused_manifest.csv",
+        threads=2,
+    )
+    return tiles_file
+
+
+@pytest.fixture(scope="module")
+def workflow_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    wkt = workdir / "tiny.wkt"
+    wkt.write_text(TINY_AOI_WKT)
+    tiles_file = geetiles_download(workdir / "download", wkt)
+    config = {
+        "aois": [
+            {"name": "tiny", "source": "synthetic", "wkt": str(wkt), "n_shards": 2},
+            {"name": "tinydir", "source": "geetiles_dir", "tiles_file": str(tiles_file)},
+        ],
+        "data": {"tile_px": TEST_TILE_PX, "threads": 1},
+        "split": {"nbands": 5, "angle": 0.0},
+        "synthetic": {"seed": SEED},
+    }
+    configfile = write_config(workdir, config)
+    result = snakemake(workdir, "--cores", "2", "--configfile", str(configfile))
+    return workdir, configfile, result
+
+
+def test_the_workflow_builds_every_aoi_store_splits_and_statistics(workflow_run):
+    workdir, _, _ = workflow_run
+    for aoi in ("tiny", "tinydir"):
+        ds = open_store(workdir / f"results/{aoi}/dataset.zarr")
+        assert ds.sizes["tile"] == 42 and bool(ds.valid.all())
+        stats = json.loads((workdir / f"results/{aoi}/stats.json").read_text())
+        assert len(stats["normalisation"]["mean"]) == 12
+        assert (workdir / f"results/{aoi}/rejected_tiles.csv").read_text().startswith("index,tile")
+        assert (workdir / f"logs/{aoi}/finalise_store.log").is_file()
+    assert len(list((workdir / "results/tiny/build").glob("shard*.csv"))) == 2
+    # The geetiles folder is read in place: nothing copied into results/.
+    assert not list((workdir / "results/tinydir").rglob("*.tif"))
+
+
+def test_a_single_target_reruns_alone(workflow_run):
+    workdir, configfile, _ = workflow_run
+    stats = workdir / "results/tiny/stats.json"
+    shard_report = workdir / "results/tiny/build/shard0.csv"
+    before = shard_report.stat().st_mtime_ns
+    stats.unlink()
+    target = "results/tiny/stats.json"  # before --configfile, which takes several values
+    result = snakemake(workdir, target, "--cores", "1", "--configfile", str(configfile))
+    assert "finalise_store" in result.stderr and "build_store_shard" not in result.stderr
+    assert stats.is_file() and shard_report.stat().st_mtime_ns == before
+    nothing = snakemake(workdir, "--cores", "1", "--configfile", str(configfile), "-n")
+    assert "Nothing to be done" in nothing.stdout + nothing.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"data": {"tile_px": "big"}}, "tile_px"),
+        ({"data": {"tile_size": 448}}, "tile_size"),
+        ({"split": {"fractions": {"train": 0.7, "val": 0.2, "test": 0.2}}}, "split.fractions"),
+        ({"aois": [{"name": "x", "source": "geetiles_dir"}]}, "tiles_file"),
+        ({"aois": [{"name": "bad_name", "source": "synthetic", "wkt": "a.wkt"}]}, "bad_name"),
+        ({"aois": [{"name": "x", "source": "modis", "wkt": "a.wkt"}]}, "modis"),
+    ],
+)
+def test_an_invalid_config_fails_at_start_naming_the_key(tmp_path, change, named):
+    config = {"aois": [{"name": "x", "source": "synthetic", "wkt": "a.wkt"}], **change}
+    result = snakemake(tmp_path, "-n", "--configfile", str(write_config(tmp_path, config)), check=False)
+    assert result.returncode != 0
+    assert named in result.stdout + result.stderr
+
+
+def test_workflow_is_lint_clean_and_formatted():
+    lint = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    snakefmt = Path(sys.executable).parent / "snakefmt"
+    fmt = subprocess.run(
+        [str(snakefmt), "--check", "Snakefile", "workflow"], capture_output=True, text=True, cwd=REPO
+    )
+    assert fmt.returncode == 0, fmt.stderr
