@@ -69,6 +69,7 @@ def test_statistics_come_from_the_train_split_only(dataset):
     build_all(dataset)
     ds = open_store(dataset.store)
     stats = json.loads(dataset.stats.read_text())["normalisation"]
+    assert ds.s1grd.attrs["normalisation"] == stats
     manifest = pd.read_csv(dataset.manifests[0], dtype={"tile": str})
     train_pixels = []
     for i in np.flatnonzero(ds.split.values == "train"):

@@ -114,7 +114,9 @@ def test_a_single_target_reruns_alone(workflow_run):
 )
 def test_an_invalid_config_fails_at_start_naming_the_key(tmp_path, change, named):
     config = {"aois": [{"name": "x", "source": "synthetic", "wkt": "a.wkt"}], **change}
-    result = snakemake(tmp_path, "-n", "--configfile", str(write_config(tmp_path, config)), check=False)
+    result = snakemake(
+        tmp_path, "-n", "--configfile", str(write_config(tmp_path, config)), check=False
+    )
     assert result.returncode != 0
     assert named in result.stdout + result.stderr
 
@@ -124,6 +126,9 @@ def test_workflow_is_lint_clean_and_formatted():
     assert lint.returncode == 0, lint.stdout + lint.stderr
     snakefmt = Path(sys.executable).parent / "snakefmt"
     fmt = subprocess.run(
-        [str(snakefmt), "--check", "Snakefile", "workflow"], capture_output=True, text=True, cwd=REPO
+        [str(snakefmt), "--check", "Snakefile", "workflow"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert fmt.returncode == 0, fmt.stderr

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 BadTilePolicy = Literal["record", "fail"]
 MOMENT_FIELDS = ("count", "mean", "m2")
+TILES_PER_THREAD_PER_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,14 @@ def process_tile(
     s1grd: zarr.Array,
     labels: zarr.Array,
     settings: BuildSettings,
+    source_error: str = "",
 ) -> dict:
-    """Read, check and stack one tile, write its chunks and return its report row."""
+    """Read, check and stack one tile, write its chunks and return its report row.
+    `source_error` is why the source could not deliver the tile (e.g. a failed export)."""
     row: dict = {"index": index, "tile": tile}
     try:
+        if source_error:
+            raise TileError(tile, f"source failed: {source_error}")
         s1 = read_raster(s1_path, tile)
         stacked = stack_tile(s1, tile, settings.tile_px, settings.max_nodata_fraction)
         label_raster = read_raster(label_path, tile, as_float=False)
@@ -112,13 +117,18 @@ def build_shard(
             f"manifest {manifest} has tile index {tiles['index'].max()}, "
             f"beyond the store's {s1grd.shape[0]} tiles"
         )
-    tasks = [
-        dask.delayed(process_tile)(
-            t.index, t.tile, t.s1_path, t.label_path, s1grd, labels, settings
-        )
-        for t in tiles.itertuples()
-    ]
-    rows = dask.compute(*tasks, scheduler="threads", num_workers=settings.threads)
+    # Bounded batches: the task graph and the tiles in flight stay the same size whatever the
+    # number of tiles in the shard.
+    batch = settings.threads * TILES_PER_THREAD_PER_BATCH
+    rows: list[dict] = []
+    for start in range(0, len(tiles), batch):
+        tasks = [
+            dask.delayed(process_tile)(
+                t.index, t.tile, t.s1_path, t.label_path, s1grd, labels, settings, t.error
+            )
+            for t in tiles.iloc[start : start + batch].itertuples()
+        ]
+        rows.extend(dask.compute(*tasks, scheduler="threads", num_workers=settings.threads))
     frame = pd.DataFrame(list(rows), columns=_report_columns())
     write_csv(frame, report)
     return frame

@@ -13,6 +13,8 @@ from .atomic import atomic_path
 from .grid import read_tiles, shard_range
 
 MANIFEST_COLUMNS = ("index", "tile", "s1_path", "label_path")
+# Optional column: why the source could not deliver a tile (the build rejects it with that).
+ERROR_COLUMN = "error"
 
 
 def dataset_dir(tiles_file: str | Path, dataset: str) -> Path:
@@ -47,10 +49,13 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
 
 
 def read_manifest(path: str | Path) -> pd.DataFrame:
-    frame = pd.read_csv(path, dtype={"tile": str})
+    frame = pd.read_csv(path, dtype={"tile": str, ERROR_COLUMN: str})
     missing = set(MANIFEST_COLUMNS) - set(frame.columns)
     if missing:
         raise ValueError(f"manifest {path} lacks column(s) {sorted(missing)}")
+    if ERROR_COLUMN not in frame:
+        frame[ERROR_COLUMN] = ""
+    frame[ERROR_COLUMN] = frame[ERROR_COLUMN].fillna("")
     return frame
 
 

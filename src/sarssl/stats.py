@@ -30,11 +30,12 @@ class Moments:
     @classmethod
     def of_pixels(cls, channels: np.ndarray, mask: np.ndarray) -> "Moments":
         """Moments of (channel, row, col) values where `mask` (row, col) is True."""
-        values = channels[:, mask].astype(np.float64)
-        count = np.full(values.shape[0], values.shape[1], dtype=np.float64)
+        # No masked copy when every pixel counts (most tiles).
+        values = channels.reshape(len(channels), -1) if mask.all() else channels[:, mask]
         if values.shape[1] == 0:
             return cls.empty(values.shape[0])
-        mean = values.mean(axis=1)
+        count = np.full(values.shape[0], values.shape[1], dtype=np.float64)
+        mean = values.mean(axis=1, dtype=np.float64)
         m2 = ((values - mean[:, None]) ** 2).sum(axis=1)
         return cls(count, mean, m2)
 

@@ -12,6 +12,7 @@ Layout (xarray-readable, dimension names in the array metadata):
     crs       (tile)                 CRS of the tile's pixel grid
     transform (tile, affine)         a, b, c, d, e, f of the pixel-to-map affine transform
     nodata_fraction (tile)           share of pixels without SAR data (labels ignored there)
+  and the train-split normalisation statistics in the attributes of s1grd.
 
 The subgroup `sarssl_complete` (a marker, renamed into place atomically) exists only after a
 successful finalisation; every shard job removes it before writing, and `open_store` refuses
@@ -139,7 +140,9 @@ def finalise_store(
     _write_coordinate(
         group, "nodata_fraction", nodata_fraction.astype(np.float32), ("tile",), "float32"
     )
-    group.attrs["normalisation"] = stats
+    # On the array, not the group: the root zarr.json stays untouched after init (the
+    # pipeline tracks it), so finalising never makes the shards look out of date.
+    group["s1grd"].attrs["normalisation"] = stats
     with atomic_path(Path(path) / COMPLETE_MARKER, is_dir=True) as tmp:
         zarr.open_group(tmp, mode="w", zarr_format=3, attributes={"tiles": len(split)})
 

@@ -6,6 +6,7 @@ from sarssl.grid import tiles_file_name
 validate(config, schema="../../config/schema.yaml")
 
 DATA = config["data"]
+GEE = config["gee"]
 SPLIT = config["split"]
 AOI_CONFIG = {aoi["name"]: aoi for aoi in config["aois"]}
 AOIS = list(AOI_CONFIG)
@@ -23,7 +24,11 @@ if abs(sum(SPLIT["fractions"].values()) - 1.0) > 1e-3:
 wildcard_constraints:
     aoi="[a-z0-9]+",
     shard=r"\d+",
-    source="synthetic|geetiles_dir",
+    source="synthetic|gee|geetiles_dir",
+
+
+# The Zarr store of an AOI is the folder of this file (its root metadata).
+STORE = "results/{aoi}/dataset.zarr/zarr.json"
 
 
 def aoi_config(aoi):
@@ -77,3 +82,12 @@ def dataset_targets():
         ],
         aoi=AOIS,
     )
+
+
+def gee_request_summary(wildcards):
+    from sarssl.gee import export_requests, request_summary
+
+    requests = export_requests(
+        DATA["year"], GEE["orbit_pass"], GEE["composite"], datasets(wildcards)
+    )
+    return request_summary(requests, DATA["tile_px"])

@@ -1,9 +1,11 @@
 rule init_store:
-    """The empty Zarr store of an AOI, sized for every tile of its grid."""
+    """The empty Zarr store of an AOI, sized for every tile of its grid. The output is the
+    store's root metadata: a directory() output would put Snakemake's timestamp file
+    inside the store, where Zarr readers warn about it."""
     input:
         tiles=tiles_file,
     output:
-        directory("results/{aoi}/dataset.zarr"),
+        STORE,
     log:
         "logs/{aoi}/init_store.log",
     conda:
@@ -24,7 +26,7 @@ rule build_store_shard:
     """Seasonal 12-channel stacks and labels of one shard's tiles, written into its own
     chunks of the store; the report lists every tile's outcome and statistics."""
     input:
-        store="results/{aoi}/dataset.zarr",
+        store=STORE,
         manifest=manifest,
     output:
         "results/{aoi}/build/shard{shard}.csv",
@@ -50,7 +52,7 @@ rule finalise_store:
     """Splits and per-tile georeferencing into the store, train-only statistics, the list
     of rejected tiles; marks the store complete."""
     input:
-        store="results/{aoi}/dataset.zarr",
+        store=STORE,
         tiles=tiles_file,
         splits="results/{aoi}/splits.csv",
         reports=shard_reports,

@@ -42,3 +42,37 @@ rule geetiles_dir_tiles:
         n_shards=lambda wildcards: n_shards(wildcards.aoi),
     script:
         "../scripts/geetiles_dir_tiles.py"
+
+
+rule gee_export:
+    """Earth Engine export (source gee): seasonal S1 GRD composites and ESA WorldCover of
+    one shard of tiles, in the geetiles layout beside the tiles file. Tiles that fail for
+    good are listed in the summary and rejected downstream with their reason; rerun with
+    --forcerun gee_export to retry them (present files are skipped)."""
+    input:
+        tiles=tiles_file,
+    output:
+        manifest="results/{aoi}/source/gee/shard{shard}.csv",
+        summary="results/{aoi}/source/gee/shard{shard}.summary.json",
+    log:
+        "logs/{aoi}/gee_export/shard{shard}.log",
+    benchmark:
+        "benchmarks/runs/{aoi}/gee_export/shard{shard}.tsv"
+    conda:
+        "../../envs/sarssl.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=1440,
+        gee_requests=GEE["concurrency"],
+    params:
+        datasets=datasets,
+        n_shards=lambda wildcards: n_shards(wildcards.aoi),
+        tile_px=DATA["tile_px"],
+        year=DATA["year"],
+        gee=GEE,
+        requests=lambda wildcards: gee_request_summary(wildcards),
+    message:
+        "Earth Engine export of {wildcards.aoi}, shard {wildcards.shard}, requests:\n{params.requests}"
+    script:
+        "../scripts/gee_export.py"

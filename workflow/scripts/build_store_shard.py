@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from sarssl.build import BuildSettings, build_shard
 from sarssl.logs import job_log
 
@@ -10,6 +12,6 @@ with job_log(snakemake.log[0]) as log:
         threads=snakemake.threads,
     )
     report = build_shard(
-        snakemake.input.store, snakemake.input.manifest, snakemake.output[0], settings
+        Path(snakemake.input.store).parent, snakemake.input.manifest, snakemake.output[0], settings
     )
     log.info("tiles: %s", report.status.value_counts().to_dict())

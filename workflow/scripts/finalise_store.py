@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pandas as pd
 
 from sarssl.build import finalise
@@ -6,7 +8,7 @@ from sarssl.logs import job_log
 
 with job_log(snakemake.log[0]) as log:
     summary = finalise(
-        snakemake.input.store,
+        Path(snakemake.input.store).parent,
         read_tiles(snakemake.input.tiles).identifier.tolist(),
         pd.read_csv(snakemake.input.splits, dtype={"identifier": str}),
         list(snakemake.input.reports),

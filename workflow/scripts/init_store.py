@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from sarssl.grid import read_tiles, tile_bounds
 from sarssl.logs import job_log
 from sarssl.store import create_store
@@ -6,7 +8,7 @@ with job_log(snakemake.log[0]) as log:
     params = snakemake.params
     tiles = read_tiles(snakemake.input.tiles)
     create_store(
-        snakemake.output[0],
+        Path(snakemake.output[0]).parent,
         tiles.identifier.tolist(),
         tile_bounds(tiles),
         tile_px=params.tile_px,

@@ -1,0 +1,106 @@
+"""Command line: `sarssl gee-plan` prints what an Earth Engine export would request.
+
+Run from the repository root (like snakemake): paths in the config are relative to it.
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import geopandas as gpd
+import yaml
+from snakemake.utils import validate
+
+from .bands import labels_dataset_name, s1_dataset_name
+from .errors import ConfigError
+from .gee import export_requests
+from .grid import build_tile_grid, read_aoi, read_tiles, tile_bounds, tiles_file_name
+
+# Half a tile's side around the AOI's representative point: enough for geetiles to place
+# one example chip when the AOI's grid is not built yet.
+EXAMPLE_BOX_DEG = 0.03
+
+
+def load_config(configfile: Path, schema: Path) -> dict:
+    config = yaml.safe_load(configfile.read_text())
+    validate(config, str(schema))
+    return config
+
+
+def aoi_entry(config: dict, name: str) -> dict:
+    for aoi in config["aois"]:
+        if aoi["name"] == name:
+            return aoi
+    raise ConfigError(
+        f"no AOI named {name!r} in the config; AOIs: {[a['name'] for a in config['aois']]}"
+    )
+
+
+def gee_plan(config: dict, aoi_name: str, results: Path) -> dict:
+    """Tile count (exact when the grid exists, else estimated from the AOI's area) and, for
+    one tile, the exact requests. Makes no network call."""
+    aoi = aoi_entry(config, aoi_name)
+    data = config["data"]
+    chip_m = data["tile_px"] * data["pixel_m"]
+    tiles_path = results / aoi_name / "tiles" / tiles_file_name(aoi_name)
+    if tiles_path.is_file():
+        tiles, exact = read_tiles(tiles_path), True
+        count = len(tiles)
+    else:
+        geometry = read_aoi(aoi["wkt"])
+        area_m2 = gpd.GeoSeries([geometry], crs=4326).to_crs("ESRI:54009").area.iloc[0]
+        count, exact = round(area_m2 / chip_m**2), False
+        example = geometry.representative_point().buffer(EXAMPLE_BOX_DEG, cap_style="square")
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
+            box = Path(tmp) / "example.wkt"
+            box.write_text(example.wkt)
+            tiles = build_tile_grid(aoi_name, box, chip_m)
+    datasets = {
+        "s1": aoi.get("s1_dataset", s1_dataset_name(data["year"])),
+        "labels": aoi.get("labels_dataset", labels_dataset_name(data["year"])),
+    }
+    gee = config["gee"]
+    requests = export_requests(data["year"], gee["orbit_pass"], gee["composite"], datasets)
+    bounds = tuple(tile_bounds(tiles.iloc[:1])[0])
+    return {
+        "aoi": aoi_name,
+        "tiles": count,
+        "tiles_exact": exact,
+        "tiles_note": None
+        if exact
+        else f"estimated from the AOI's area; the grid {tiles_path} is not built yet",
+        "example_tile": str(tiles.identifier.iloc[0]),
+        "requests": {r.dataset: r.describe(bounds, data["tile_px"]) for r in requests},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sarssl", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser(
+        "gee-plan", help="print, without network, what the export of an AOI requests"
+    )
+    plan.add_argument("--configfile", type=Path, default=Path("config/config.yaml"))
+    plan.add_argument("--schema", type=Path, default=Path("config/schema.yaml"))
+    plan.add_argument("--results", type=Path, default=Path("results"))
+    plan.add_argument("--aoi", required=True)
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.configfile, args.schema)
+        print(json.dumps(gee_plan(config, args.aoi, args.results), indent=2))
+    except ConfigError as err:
+        print(f"sarssl: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
