@@ -1,3 +1,5 @@
+import os
+
 from snakemake.utils import validate
 
 from sarssl.bands import labels_dataset_name, s1_dataset_name
@@ -26,6 +28,17 @@ wildcard_constraints:
     shard=r"\d+",
     source="synthetic|gee|geetiles_dir",
 
+
+# Cluster site settings from the environment (see slurm/config.yaml), added to every rule's
+# resources: no code or config edit per site.
+SITE_RESOURCES = {
+    key: os.environ[var]
+    for key, var in (
+        ("slurm_partition", "SARSSL_SLURM_PARTITION"),
+        ("slurm_account", "SARSSL_SLURM_ACCOUNT"),
+    )
+    if os.environ.get(var)
+}
 
 # The Zarr store of an AOI is the folder of this file (its root metadata).
 STORE = "results/{aoi}/dataset.zarr/zarr.json"

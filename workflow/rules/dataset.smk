@@ -11,6 +11,7 @@ rule init_store:
     conda:
         "../../envs/sarssl.yaml"
     resources:
+        **SITE_RESOURCES,
         mem_mb=4000,
         runtime=30,
     params:
@@ -38,6 +39,7 @@ rule build_store_shard:
         "../../envs/sarssl.yaml"
     threads: DATA["threads"]
     resources:
+        **SITE_RESOURCES,
         mem_mb=4000,
         runtime=240,
     params:
@@ -64,6 +66,7 @@ rule finalise_store:
     conda:
         "../../envs/sarssl.yaml"
     resources:
+        **SITE_RESOURCES,
         mem_mb=8000,
         runtime=60,
     script:

@@ -12,6 +12,7 @@ rule tile_grid:
         "../../envs/sarssl.yaml"
     threads: 4
     resources:
+        **SITE_RESOURCES,
         mem_mb=8000,
         runtime=240,
     params:
@@ -31,6 +32,7 @@ rule geographic_split:
     conda:
         "../../envs/sarssl.yaml"
     resources:
+        **SITE_RESOURCES,
         mem_mb=4000,
         runtime=60,
     params:

@@ -13,6 +13,7 @@ rule synthetic_tiles:
         "../../envs/sarssl.yaml"
     threads: DATA["threads"]
     resources:
+        **SITE_RESOURCES,
         mem_mb=4000,
         runtime=240,
     params:
@@ -35,6 +36,7 @@ rule geetiles_dir_tiles:
     conda:
         "../../envs/sarssl.yaml"
     resources:
+        **SITE_RESOURCES,
         mem_mb=2000,
         runtime=30,
     params:
@@ -62,6 +64,7 @@ rule gee_export:
         "../../envs/sarssl.yaml"
     threads: 2
     resources:
+        **SITE_RESOURCES,
         mem_mb=4000,
         runtime=1440,
         gee_requests=GEE["concurrency"],
