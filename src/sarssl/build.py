@@ -25,7 +25,7 @@ from .geotiff import read_raster
 from .grid import SPLITS
 from .seasonal import stack_tile, tile_labels
 from .sources import read_manifest, write_csv
-from .stats import Moments, combine_all
+from .stats import Moments
 from .store import finalise_store, mark_incomplete, open_arrays
 from .worldcover import CLASSES, IGNORE_INDEX, NUM_CLASSES
 
@@ -135,16 +135,8 @@ def build_shard(
 
 
 def _moments_of(rows: pd.DataFrame) -> Moments:
-    parts = [
-        Moments(
-            *(
-                row[[f"{field}_{c}" for c in CHANNELS]].to_numpy(np.float64)
-                for field in MOMENT_FIELDS
-            )
-        )
-        for _, row in rows.iterrows()
-    ]
-    return combine_all(parts, len(CHANNELS))
+    fields = (rows[[f"{f}_{c}" for c in CHANNELS]].to_numpy(np.float64) for f in MOMENT_FIELDS)
+    return Moments.pooled(*fields)
 
 
 def finalise(
