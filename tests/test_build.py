@@ -19,7 +19,7 @@ from sarssl.bands import CHANNELS, EXPORT_BANDS
 from sarssl.build import build_shard
 from sarssl.errors import IncompleteStoreError, TileError
 from sarssl.geotiff import write_geotiff
-from sarssl.store import is_complete, open_store
+from sarssl.store import is_complete, open_store, tile_transform
 
 
 @pytest.fixture
@@ -57,6 +57,8 @@ def test_store_holds_every_tile_without_nan_with_coordinates(dataset):
         assert tuple(ds.transform.values[5]) == pytest.approx(tuple(src.transform)[:6])
         assert ds.crs.values[5] == src.crs.to_string()
         assert tuple(ds.bounds.values[5]) == pytest.approx(tuple(src.bounds), abs=1e-9)
+        lon, lat = tile_transform(ds, 5) @ (10.5, 20.5)  # centre of pixel row 20, col 10
+        assert (lon, lat) == pytest.approx(src.xy(20, 10))
     # Values: the file's seasonal VV, VH and VV-VH where the tile had no gap.
     direct = expected_channels(manifest.s1_path[5])
     gapless = np.isfinite(direct).all(axis=0)

@@ -16,14 +16,6 @@ QUANTITIES: tuple[str, ...] = (*POLARISATIONS, RATIO)
 
 CHANNELS: tuple[str, ...] = tuple(f"{s}_{q}" for s in SEASONS for q in QUANTITIES)
 
-# Month ranges of each season for a year Y; winter starts in December of Y-1.
-SEASON_MONTHS: dict[str, tuple[int, ...]] = {
-    "winter": (12, 1, 2),
-    "spring": (3, 4, 5),
-    "summer": (6, 7, 8),
-    "autumn": (9, 10, 11),
-}
-
 EXPORT_BANDS: tuple[str, ...] = tuple(f"{s}_{p}" for s in SEASONS for p in POLARISATIONS)
 LABEL_BAND = "Map"
 

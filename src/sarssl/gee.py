@@ -46,10 +46,6 @@ class GeeAuthError(SarsslError):
     """Earth Engine credentials or project are missing or unusable."""
 
 
-class RequestTooLarge(SarsslError):
-    """Earth Engine refused a request for its size; split it by bands."""
-
-
 # --------------------------------------------------------------------------------------
 # Requests, as data
 

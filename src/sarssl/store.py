@@ -34,7 +34,6 @@ from .errors import IncompleteStoreError
 from .worldcover import CLASSES, IGNORE_INDEX
 
 COMPLETE_MARKER = "sarssl_complete"
-STORE_DTYPES = ("float16", "float32")
 COORDINATES = ("split", "valid", "bounds", "crs", "transform", "nodata_fraction")
 
 
