@@ -28,3 +28,11 @@ def s1_dataset_name(year: int) -> str:
 def labels_dataset_name(year: int) -> str:
     """geetiles dataset folder of the ESA WorldCover export."""
     return f"esaworldcover-{year}"
+
+
+def aoi_datasets(aoi: dict, year: int) -> dict[str, str]:
+    """Dataset folders of an AOI's config entry: its own names, else the defaults."""
+    return {
+        "s1": aoi.get("s1_dataset", s1_dataset_name(year)),
+        "labels": aoi.get("labels_dataset", labels_dataset_name(year)),
+    }

@@ -15,7 +15,7 @@ import geopandas as gpd
 import yaml
 from snakemake.utils import validate
 
-from .bands import labels_dataset_name, s1_dataset_name
+from .bands import aoi_datasets
 from .errors import ConfigError
 from .gee import export_requests
 from .grid import build_tile_grid, read_aoi, read_tiles, tile_bounds, tiles_file_name
@@ -63,11 +63,8 @@ def gee_plan(config: dict, aoi_name: str, results: Path) -> dict:
             box = Path(tmp) / "example.wkt"
             box.write_text(example.wkt)
             tiles = build_tile_grid(aoi_name, box, chip_m)
-    datasets = {
-        "s1": aoi.get("s1_dataset", s1_dataset_name(data["year"])),
-        "labels": aoi.get("labels_dataset", labels_dataset_name(data["year"])),
-    }
     gee = config["gee"]
+    datasets = aoi_datasets(aoi, data["year"])
     requests = export_requests(data["year"], gee["orbit_pass"], gee["composite"], datasets)
     bounds = tuple(tile_bounds(tiles.iloc[:1])[0])
     return {

@@ -418,11 +418,21 @@ def export_tile(
 # One shard
 
 
-def remove_stale_temporaries(path: Path) -> None:
-    """Temporaries a killed writer of `path` left (see sarssl.atomic); only this tile's, so
-    that jobs of other shards writing beside it are not disturbed."""
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
+def remove_stale_temporaries(paths: list[Path]) -> None:
+    """Temporaries that killed writers of `paths` left (see sarssl.atomic: `.{name}.*.tmp`);
+    only these tiles', so that jobs of other shards writing beside them are undisturbed.
+    Each folder is listed once: a dataset folder holds every tile of the AOI."""
+    wanted: dict[Path, set[str]] = {}
+    for path in paths:
+        wanted.setdefault(path.parent, set()).add(path.name)
+    for folder, names in wanted.items():
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                target = entry.name[1:].removesuffix(".tmp").rsplit(".", 1)[0]
+                if target in names:
+                    Path(entry.path).unlink(missing_ok=True)
 
 
 @dataclass
@@ -457,8 +467,7 @@ def export_shard(
         tiles_file, shard, n_shards, s1_request.dataset, label_request.dataset
     )
     summary = ExportSummary(tiles=len(manifest))
-    for path in (*manifest.s1_path, *manifest.label_path):
-        remove_stale_temporaries(Path(path))
+    remove_stale_temporaries([Path(p) for p in (*manifest.s1_path, *manifest.label_path)])
 
     def one(
         tile: str, s1_path: str, label_path: str, bounds: tuple

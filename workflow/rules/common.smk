@@ -2,7 +2,7 @@ import os
 
 from snakemake.utils import validate
 
-from sarssl.bands import labels_dataset_name, s1_dataset_name
+from sarssl.bands import aoi_datasets
 from sarssl.grid import tiles_file_name
 
 validate(config, schema="../../config/schema.yaml")
@@ -66,11 +66,7 @@ def tiles_file(wildcards):
 
 def datasets(wildcards):
     """geetiles dataset folder names of the S1 and label GeoTIFFs."""
-    aoi = aoi_config(wildcards.aoi)
-    return {
-        "s1": aoi.get("s1_dataset", s1_dataset_name(DATA["year"])),
-        "labels": aoi.get("labels_dataset", labels_dataset_name(DATA["year"])),
-    }
+    return aoi_datasets(aoi_config(wildcards.aoi), DATA["year"])
 
 
 def manifest(wildcards):
