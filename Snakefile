@@ -9,9 +9,11 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/grid.smk"
 include: "workflow/rules/source.smk"
 include: "workflow/rules/dataset.smk"
+include: "workflow/rules/pretrain.smk"
 
 
 rule all:
     default_target: True
     input:
         dataset_targets(),
+        pretrain_targets(),

@@ -1,4 +1,5 @@
-"""Command line: `sarssl gee-plan` prints what an Earth Engine export would request.
+"""Command line: `sarssl gee-plan` prints what an Earth Engine export would request;
+`sarssl pretrain` runs DINO pre-training (the entry point torchrun launches per GPU).
 
 Run from the repository root (like snakemake): paths in the config are relative to it.
 """
@@ -7,6 +8,7 @@ import argparse
 import contextlib
 import io
 import json
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +21,7 @@ from .bands import aoi_datasets
 from .errors import ConfigError
 from .gee import export_requests
 from .grid import build_tile_grid, read_aoi, read_tiles, tile_bounds, tiles_file_name
+from .pretrain import PretrainSettings, train
 
 # Half a tile's side around the AOI's representative point: enough for geetiles to place
 # one example chip when the AOI's grid is not built yet.
@@ -89,8 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("--schema", type=Path, default=Path("config/schema.yaml"))
     plan.add_argument("--results", type=Path, default=Path("results"))
     plan.add_argument("--aoi", required=True)
+    pretrain = commands.add_parser(
+        "pretrain",
+        help="DINO pre-training (or its resumption) in a run folder; one process per GPU "
+        "under torchrun or srun",
+    )
+    pretrain.add_argument("--settings", type=Path, required=True, help="settings JSON file")
+    pretrain.add_argument("--run-dir", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
+        if args.command == "pretrain":
+            logging.basicConfig(
+                level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+            )
+            settings = PretrainSettings.from_dict(json.loads(args.settings.read_text()))
+            train(settings, args.run_dir)
+            return 0
         config = load_config(args.configfile, args.schema)
         print(json.dumps(gee_plan(config, args.aoi, args.results), indent=2))
     except ConfigError as err:

@@ -85,12 +85,12 @@ def create_store(
             dimension_names=("tile", "y", "x"),
             attributes={"coordinates": coords},
         )
-        _write_coordinate(group, "tile", np.array(tile_ids, dtype=object), ("tile",), str)
-        _write_coordinate(group, "channel", np.array(CHANNELS, dtype=object), ("channel",), str)
-        _write_coordinate(group, "bounds", bounds, ("tile", "corner"), "float64")
+        write_coordinate(group, "tile", np.array(tile_ids, dtype=object), ("tile",), str)
+        write_coordinate(group, "channel", np.array(CHANNELS, dtype=object), ("channel",), str)
+        write_coordinate(group, "bounds", bounds, ("tile", "corner"), "float64")
 
 
-def _write_coordinate(
+def write_coordinate(
     group: zarr.Group, name: str, values: np.ndarray, dims: tuple[str, ...], dtype
 ) -> None:
     array = group.create_array(
@@ -130,13 +130,13 @@ def finalise_store(
 ) -> None:
     """Write the per-tile coordinates and the statistics, then mark the store complete."""
     group = zarr.open_group(path, mode="r+", zarr_format=3)
-    _write_coordinate(group, "split", split.astype(object), ("tile",), str)
-    _write_coordinate(group, "valid", valid.astype(bool), ("tile",), "bool")
-    _write_coordinate(group, "crs", crs.astype(object), ("tile",), str)
-    _write_coordinate(
+    write_coordinate(group, "split", split.astype(object), ("tile",), str)
+    write_coordinate(group, "valid", valid.astype(bool), ("tile",), "bool")
+    write_coordinate(group, "crs", crs.astype(object), ("tile",), str)
+    write_coordinate(
         group, "transform", transform.astype(np.float64), ("tile", "affine"), "float64"
     )
-    _write_coordinate(
+    write_coordinate(
         group, "nodata_fraction", nodata_fraction.astype(np.float32), ("tile",), "float32"
     )
     # On the array, not the group: the root zarr.json stays untouched after init (the

@@ -27,6 +27,7 @@ wildcard_constraints:
     aoi="[a-z0-9]+",
     shard=r"\d+",
     source="synthetic|gee|geetiles_dir",
+    pretrain="[a-z0-9-]+",
 
 
 # Cluster site settings from the environment (see slurm/config.yaml), added to every rule's
@@ -100,3 +101,62 @@ def gee_request_summary(wildcards):
         DATA["year"], GEE["orbit_pass"], GEE["composite"], datasets(wildcards)
     )
     return request_summary(requests, DATA["tile_px"])
+
+
+# --- Pre-training -------------------------------------------------------------------------
+
+PRETRAIN = {run["name"]: run for run in config["pretrain"]}
+ATTENTION = config["attention"]
+# GPU rules go to a GPU partition (and GPU model) when the site sets one.
+GPU_SITE_RESOURCES = SITE_RESOURCES | {
+    key: os.environ[var]
+    for key, var in (
+        ("slurm_partition", "SARSSL_SLURM_GPU_PARTITION"),
+        ("gpu_model", "SARSSL_SLURM_GPU_MODEL"),
+    )
+    if os.environ.get(var)
+}
+
+
+def store_path(aoi):
+    return f"results/{aoi}/dataset.zarr"
+
+
+def pretrain_settings(name):
+    """The settings of a pretrain run: the shared dino section with the run's overrides."""
+    from sarssl.pretrain import PretrainSettings, settings_from_config
+
+    run = PRETRAIN[name]
+    unknown = [aoi for aoi in run["aois"] if aoi not in AOI_CONFIG]
+    if unknown:
+        raise ValueError(
+            f"config pretrain {name}: aois {unknown} are not in config aois {AOIS}"
+        )
+    return settings_from_config(
+        run, config["dino"], [store_path(aoi) for aoi in run["aois"]], DATA["tile_px"]
+    )
+
+
+for _name in PRETRAIN:  # invalid settings fail when the DAG is built, naming the run
+    pretrain_settings(_name)
+
+
+def pretrain_stats(wildcards):
+    return expand("results/{aoi}/stats.json", aoi=PRETRAIN[wildcards.pretrain]["aois"])
+
+
+def pretrain_resource(key):
+    return lambda wildcards: PRETRAIN[wildcards.pretrain][key]
+
+
+def pretrain_targets():
+    return [
+        path
+        for name, run in PRETRAIN.items()
+        for path in [f"results/pretrain/{name}/checkpoint.pt"]
+        + expand(
+            "results/pretrain/{pretrain}/attention/{aoi}.zarr/zarr.json",
+            pretrain=name,
+            aoi=run["aois"],
+        )
+    ]

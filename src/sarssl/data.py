@@ -1,0 +1,167 @@
+"""Tiles from the Zarr stores for training: normalisation, data sets and the step order.
+
+Every worker process opens the stores itself, on first use: zarr 3 in a forked worker after
+the parent touched a store can deadlock, so loaders use the forkserver start method and a
+data set never carries an open store across a process boundary.
+
+The order of the tiles is a pure function of (seed, step): the batch of step s is a slice of
+the permutation of epoch s // steps_per_epoch. A resumed run starts at its checkpoint's
+step without reading what came before, and each of W distributed ranks takes every W-th tile
+of the same global batch.
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .errors import ConfigError
+from .multicrop import CropSpec, multi_crop
+from .stats import Moments
+from .store import open_store
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-channel mean and standard deviation of the train pixels."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def of_stores(cls, stores: Sequence[str | Path]) -> "Normalisation":
+        """The train statistics of several stores pooled exactly (each store holds its
+        count, mean and std), as if computed over all their train pixels at once."""
+        stats = [open_store(store)["s1grd"].attrs["normalisation"] for store in stores]
+        count = np.array([[s["pixels"]] * len(s["mean"]) for s in stats], dtype=np.float64)
+        mean = np.array([s["mean"] for s in stats], dtype=np.float64)
+        m2 = np.array([s["std"] for s in stats], dtype=np.float64) ** 2 * count
+        pooled = Moments.pooled(count, mean, m2)
+        return cls(pooled.mean, pooled.std)
+
+    def as_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Normalisation":
+        return cls(np.asarray(values["mean"]), np.asarray(values["std"]))
+
+    def apply(self, image: np.ndarray) -> torch.Tensor:
+        """(channel, y, x) dB -> float32 tensor of standardised values."""
+        mean = self.mean.astype(np.float32)[:, None, None]
+        std = self.std.astype(np.float32)[:, None, None]
+        return torch.from_numpy((image.astype(np.float32) - mean) / std)
+
+
+@dataclass(frozen=True)
+class TileRef:
+    store: str
+    index: int  # position along the store's tile dimension
+
+
+def split_tiles(store: str | Path, splits: Sequence[str]) -> list[TileRef]:
+    """The valid tiles of `splits` in a finished store, in store order."""
+    dataset = open_store(store)
+    keep = np.isin(dataset["split"].values, list(splits)) & dataset["valid"].values
+    return [TileRef(str(store), int(i)) for i in np.flatnonzero(keep)]
+
+
+class StoreTiles:
+    """Reads whole tiles; opens each store on first use in the process that reads."""
+
+    def __init__(self, tiles: Sequence[TileRef], normalisation: Normalisation):
+        self.tiles = list(tiles)
+        self.normalisation = normalisation
+        self._arrays: dict[str, zarr.Array] = {}
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_arrays": {}}  # never ship an open store to a worker
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def image(self, position: int) -> torch.Tensor:
+        tile = self.tiles[position]
+        if tile.store not in self._arrays:
+            self._arrays[tile.store] = zarr.open_group(tile.store, mode="r")["s1grd"]
+        return self.normalisation.apply(self._arrays[tile.store][tile.index])
+
+
+class MultiCropTiles(Dataset):
+    """Item (epoch, position) -> the multi-crop views of that tile for that epoch."""
+
+    def __init__(self, tiles: StoreTiles, crops: CropSpec, seed: int):
+        self.tiles, self.crops, self.seed = tiles, crops, seed
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def __getitem__(self, key: tuple[int, int]) -> list[torch.Tensor]:
+        epoch, position = key
+        rng = np.random.default_rng([self.seed, epoch, position])
+        return multi_crop(self.tiles.image(position), rng, self.crops)
+
+
+class StepBatches(Sampler):
+    """This rank's share of the global batch of every step from `start_step` on."""
+
+    def __init__(
+        self,
+        n_tiles: int,
+        global_batch: int,
+        epochs: int,
+        seed: int,
+        start_step: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        if global_batch % world_size:
+            raise ConfigError(
+                f"batch_size {global_batch} is not divisible by the {world_size} processes"
+            )
+        if n_tiles < global_batch:
+            raise ConfigError(
+                f"batch_size {global_batch} is larger than the {n_tiles} training tiles"
+            )
+        self.n_tiles, self.global_batch, self.epochs, self.seed = (
+            n_tiles,
+            global_batch,
+            epochs,
+            seed,
+        )
+        self.start_step, self.rank, self.world_size = start_step, rank, world_size
+        # Incomplete last batches are dropped (as DINO): every step has the full batch.
+        self.steps_per_epoch = n_tiles // global_batch
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def global_batch_at(self, step: int) -> tuple[int, np.ndarray]:
+        epoch, position = divmod(step, self.steps_per_epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.n_tiles)
+        return epoch, order[position * self.global_batch : (position + 1) * self.global_batch]
+
+    def __len__(self) -> int:
+        return self.total_steps - self.start_step
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start_step, self.total_steps):
+            epoch, batch = self.global_batch_at(step)
+            yield [(epoch, int(p)) for p in batch[self.rank :: self.world_size]]
+
+
+def make_loader(dataset: Dataset, batches: Sampler, workers: int, pin_memory: bool) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        multiprocessing_context="forkserver" if workers else None,
+        prefetch_factor=4 if workers else None,
+        persistent_workers=False,
+    )
