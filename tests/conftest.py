@@ -109,3 +109,39 @@ def build_all(data: Dataset, policy: str = "record") -> dict:
         data.stats,
         data.rejected,
     )
+
+
+# DINO for TEST_TILE_PX tiles: a ViT-Tiny (2 x 2 tokens), a small head, few steps.
+TINY_DINO = {
+    "out_dim": 128,
+    "head_hidden_dim": 64,
+    "bottleneck_dim": 32,
+    "local_px": 16,
+    "local_crops": 2,
+    "lr": 0.05,
+    "warmup_epochs": 1,
+    "warmup_teacher_temp_epochs": 1,
+    "loader_workers": 0,
+    "checkpoint_every": 2,
+    "log_every": 1,
+}
+
+
+def tiny_pretrain_config(aois: list[str]) -> dict:
+    """The pretrain, dino and attention sections of a test config: one ViT-Tiny epoch."""
+    return {
+        "pretrain": [
+            {
+                "name": "tiny-vit",
+                "architecture": "vit_tiny_patch16_224",
+                "aois": aois,
+                "epochs": 1,
+                "batch_size": 4,
+                "threads": 1,
+                "mem_mb": 2000,
+                "runtime": 10,
+            }
+        ],
+        "dino": TINY_DINO,
+        "attention": {"geotiff_tiles": 1, "threads": 1, "mem_mb": 2000, "runtime": 10},
+    }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, SEED, TEST_TILE_PX, TINY_AOI_WKT
+from conftest import REPO, SEED, TEST_TILE_PX, TINY_AOI_WKT, tiny_pretrain_config
 from slurm_cluster import FIRST_STATUS_CHECK_S, LocalSlurm, slurm_available
 
 from sarssl.store import open_store
@@ -63,6 +63,7 @@ def write_config(workdir: Path, aois: dict[str, str]) -> Path:
         "data": {"tile_px": TEST_TILE_PX, "threads": 1},
         "split": {"nbands": 5, "angle": 0.0},
         "synthetic": {"seed": SEED},
+        **tiny_pretrain_config(["tiny"]),
     }
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -86,6 +87,23 @@ def test_the_workflow_runs_as_slurm_jobs_and_a_failure_stops_nothing_else(cluste
     ds = open_store(workdir / "results/tiny/dataset.zarr")
     assert ds.sizes["tile"] == 42 and bool(ds.valid.all())
     assert (workdir / "results/tiny/stats.json").is_file()
+
+
+def test_pretraining_and_attention_maps_run_as_gpu_jobs(cluster_run):
+    workdir, _, result = cluster_run
+    jobs = re.findall(
+        r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(pretrain|attention_maps)/",
+        result.stderr,
+    )
+    assert sorted(rule for _, rule in jobs) == ["attention_maps", "pretrain"]
+    for jobid, rule in jobs:
+        # Finished jobs stay visible for MinJobAge: their allocation shows the GPU.
+        job = subprocess.run(
+            ["scontrol", "show", "job", jobid], capture_output=True, text=True, check=True
+        ).stdout
+        assert "TresPerJob=gres:gpu:1" in job, f"{rule}: {job}"
+    assert (workdir / "results/pretrain/tiny-vit/checkpoint.pt").is_file()
+    assert (workdir / "results/pretrain/tiny-vit/attention/tiny.zarr/zarr.json").is_file()
 
 
 def test_a_failed_job_is_reported_with_its_log_and_a_rerun_resumes(cluster_run):

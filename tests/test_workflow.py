@@ -5,12 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import xarray as xr
 import yaml
-from conftest import REPO, SEED, TEST_TILE_PX, TINY_AOI_WKT, quiet_grid
+from conftest import REPO, SEED, TEST_TILE_PX, TINY_AOI_WKT, quiet_grid, tiny_pretrain_config
 
 from sarssl.bands import labels_dataset_name, s1_dataset_name
 from sarssl.grid import write_tiles_file
+from sarssl.pretrain import load_checkpoint
 from sarssl.store import open_store
 from sarssl.synthetic import write_synthetic_shard
 
@@ -67,6 +70,7 @@ def workflow_run(tmp_path_factory):
         "data": {"tile_px": TEST_TILE_PX, "threads": 1},
         "split": {"nbands": 5, "angle": 0.0},
         "synthetic": {"seed": SEED},
+        **tiny_pretrain_config(["tiny", "tinydir"]),
     }
     configfile = write_config(workdir, config)
     result = snakemake(workdir, "--cores", "2", "--configfile", str(configfile))
@@ -87,6 +91,19 @@ def test_the_workflow_builds_every_aoi_store_splits_and_statistics(workflow_run)
     assert not list((workdir / "results/tinydir").rglob("*.tif"))
 
 
+def test_the_workflow_pretrains_on_both_aois_and_writes_their_attention_maps(workflow_run):
+    workdir, _, _ = workflow_run
+    run = workdir / "results/pretrain/tiny-vit"
+    checkpoint = load_checkpoint(run / "checkpoint.pt")
+    assert checkpoint["tiles"] == 2 * 26 and checkpoint["step"] == 13  # 52 tiles, batch 4
+    assert len(pd.read_csv(run / "metrics.csv")) == 13
+    assert (workdir / "logs/pretrain/tiny-vit.log").is_file()
+    for aoi in ("tiny", "tinydir"):
+        maps = xr.open_zarr(run / f"attention/{aoi}.zarr", consolidated=False)
+        assert maps.attention.shape == (42, 3, 2, 2)
+        assert len(list((run / f"attention/{aoi}_geotiff").glob("*.tif"))) == 1
+
+
 def test_a_single_target_reruns_alone(workflow_run):
     workdir, configfile, _ = workflow_run
     stats = workdir / "results/tiny/stats.json"
@@ -101,6 +118,15 @@ def test_a_single_target_reruns_alone(workflow_run):
     assert "Nothing to be done" in nothing.stdout + nothing.stderr
 
 
+PRETRAIN_RUN = {
+    "name": "p",
+    "architecture": "vit_tiny_patch16_224",
+    "aois": ["x"],
+    "epochs": 1,
+    "batch_size": 4,
+}
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [
@@ -110,6 +136,16 @@ def test_a_single_target_reruns_alone(workflow_run):
         ({"aois": [{"name": "x", "source": "geetiles_dir"}]}, "tiles_file"),
         ({"aois": [{"name": "bad_name", "source": "synthetic", "wkt": "a.wkt"}]}, "bad_name"),
         ({"aois": [{"name": "x", "source": "modis", "wkt": "a.wkt"}]}, "modis"),
+        (
+            {"pretrain": [{**PRETRAIN_RUN, "aois": ["x", "nope"]}]},
+            "pretrain p: aois ['nope'] are not in config aois ['x']",
+        ),
+        (
+            {"pretrain": [{**PRETRAIN_RUN, "dino": {"lerning_rate": 1}}]},
+            "dino overrides ['lerning_rate'] are unknown",
+        ),
+        ({"pretrain": [{**PRETRAIN_RUN, "architecture": "vit_huge_typo"}]}, "vit_huge_typo"),
+        ({"dino": {"local_px": 100}}, "local_px"),
     ],
 )
 def test_an_invalid_config_fails_at_start_naming_the_key(tmp_path, change, named):

@@ -31,7 +31,7 @@ TILES_PER_CHUNK = 64
 
 def attention_grid_transform(transform: Affine, tile_px: int, grid: tuple[int, int]) -> Affine:
     """The tile's pixel transform scaled to its grid of patches (one pixel per token)."""
-    return transform * Affine.scale(tile_px / grid[1], tile_px / grid[0])
+    return transform @ Affine.scale(tile_px / grid[1], tile_px / grid[0])
 
 
 @torch.no_grad()

@@ -34,9 +34,12 @@ class Normalisation:
 
     @classmethod
     def of_stores(cls, stores: Sequence[str | Path]) -> "Normalisation":
-        """The train statistics of several stores pooled exactly (each store holds its
-        count, mean and std), as if computed over all their train pixels at once."""
-        stats = [open_store(store)["s1grd"].attrs["normalisation"] for store in stores]
+        return cls.pooled([open_store(store)["s1grd"].attrs["normalisation"] for store in stores])
+
+    @classmethod
+    def pooled(cls, stats: Sequence[dict]) -> "Normalisation":
+        """Train statistics of several stores ({pixels, mean, std} each) pooled exactly, as
+        if computed over all their train pixels at once."""
         count = np.array([[s["pixels"]] * len(s["mean"]) for s in stats], dtype=np.float64)
         mean = np.array([s["mean"] for s in stats], dtype=np.float64)
         m2 = np.array([s["std"] for s in stats], dtype=np.float64) ** 2 * count
@@ -164,4 +167,7 @@ def make_loader(dataset: Dataset, batches: Sampler, workers: int, pin_memory: bo
         multiprocessing_context="forkserver" if workers else None,
         prefetch_factor=4 if workers else None,
         persistent_workers=False,
+        # Its own generator: starting the iterator then draws no number from the global
+        # one, whose state a resumed run restores (stochastic depth).
+        generator=torch.Generator(),
     )
