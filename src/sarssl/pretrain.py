@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -393,6 +394,97 @@ def settings_differ(saved: dict, settings: PretrainSettings) -> list[str]:
     )
 
 
+EMAUpdate = Callable[[list[torch.Tensor], list[torch.Tensor], float], None]
+
+
+class DINOTrainer:
+    """Student, teacher, loss and optimizer, and the training step over one batch."""
+
+    def __init__(
+        self,
+        settings: PretrainSettings,
+        device: torch.device,
+        world_size: int = 1,
+        ema: EMAUpdate = ema_update,
+        plain_optimizer: bool = False,
+    ):
+        self.settings, self.ema = settings, ema
+        self.student = create_network(settings, settings.drop_path_rate).to(device)
+        self.teacher = create_network(settings, 0.0).to(device)  # DINO: no drop path
+        self.teacher.load_state_dict(self.student.state_dict())
+        self.teacher.requires_grad_(False)
+        self.loss = DINOLoss(
+            settings.out_dim,
+            settings.crops.n_crops,
+            settings.student_temp,
+            settings.center_momentum,
+        ).to(device)
+        # Fused AdamW on a GPU; `plain_optimizer` (a benchmark baseline) loops per tensor.
+        fast = {"fused": device.type == "cuda"}
+        self.optimizer = torch.optim.AdamW(
+            parameter_groups(self.student),
+            **({"fused": False, "foreach": False} if plain_optimizer else fast),
+        )
+        self.student.autocast_dtype = self.teacher.autocast_dtype = autocast_dtype(
+            settings.precision, device
+        )
+        self.student_forward: nn.Module = self.student
+        if world_size > 1:
+            self.student_forward = DistributedDataParallel(
+                self.student, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        self.teacher_forward: nn.Module = self.teacher
+        if settings.compile:
+            self.student_forward = torch.compile(self.student_forward)
+            self.teacher_forward = torch.compile(self.teacher)
+        self.student_params = list(self.student.parameters())
+        self.teacher_params = list(self.teacher.parameters())
+        self.last_layer = [p for n, p in self.student.named_parameters() if "last_layer" in n]
+
+    def step(
+        self,
+        crops: list[torch.Tensor],
+        lr: float,
+        weight_decay: float,
+        teacher_momentum: float,
+        teacher_temp: float,
+        freeze_last_layer: bool,
+    ) -> torch.Tensor:
+        """One DINO step; returns (loss, teacher entropy, KL) on the device, unsynced."""
+        for i, group in enumerate(self.optimizer.param_groups):
+            group["lr"] = lr
+            if i == 0:  # the group of weights; biases and norms have none
+                group["weight_decay"] = weight_decay
+        with torch.no_grad():
+            teacher_output = self.teacher_forward(crops[:2])
+        terms = self.loss(self.student_forward(crops), teacher_output, teacher_temp)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms.loss.backward()
+        clip_gradients_per_parameter(self.student_params, self.settings.clip_grad)
+        if freeze_last_layer:
+            for parameter in self.last_layer:
+                parameter.grad = None
+        self.optimizer.step()
+        self.ema(self.teacher_params, self.student_params, teacher_momentum)
+        return torch.stack([terms.loss.detach(), terms.teacher_entropy, terms.kl])
+
+    def state_dict(self) -> dict:
+        return {
+            "student": self.student.state_dict(),
+            "teacher": self.teacher.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "loss": self.loss.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.student.load_state_dict(state["student"])
+        self.teacher.load_state_dict(state["teacher"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.loss.load_state_dict(state["loss"])
+        torch.set_rng_state(state["torch_rng"])
+
+
 def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
     """Train (or resume) and return the path of the final checkpoint in `run_dir`."""
     run_dir = Path(run_dir)
@@ -404,15 +496,7 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
 
     tiles = [t for store in settings.stores for t in split_tiles(store, ["train"])]
     normalisation = Normalisation.of_stores(settings.stores)
-    student = create_network(settings, settings.drop_path_rate).to(device)
-    teacher = create_network(settings, 0.0).to(device)  # DINO's teacher has no drop path
-    teacher.load_state_dict(student.state_dict())
-    teacher.requires_grad_(False)
-    loss_fn = DINOLoss(
-        settings.out_dim, settings.crops.n_crops, settings.student_temp, settings.center_momentum
-    ).to(device)
-    optimizer = torch.optim.AdamW(parameter_groups(student), fused=device.type == "cuda")
-
+    trainer = DINOTrainer(settings, device, ranks.world_size)
     start_step = 0
     if checkpoint_path.is_file():
         state = load_checkpoint(checkpoint_path)
@@ -424,11 +508,7 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
                 ", ".join(changed),
             )
         else:
-            student.load_state_dict(state["student"])
-            teacher.load_state_dict(state["teacher"])
-            optimizer.load_state_dict(state["optimizer"])
-            loss_fn.load_state_dict(state["loss"])
-            torch.set_rng_state(state["torch_rng"])
+            trainer.load_state_dict(state)
             start_step = state["step"]
             log.info("resuming %s from step %d", checkpoint_path, start_step)
 
@@ -444,19 +524,6 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
     schedules = Schedules.of(settings, batches.steps_per_epoch)
     dataset = MultiCropTiles(StoreTiles(tiles, normalisation), settings.crops, settings.seed)
     loader = make_loader(dataset, batches, settings.loader_workers, device.type == "cuda")
-    dtype = autocast_dtype(settings.precision, device)
-    student.autocast_dtype = teacher.autocast_dtype = dtype
-    student_forward: nn.Module = student
-    if ranks.world_size > 1:
-        student_forward = DistributedDataParallel(
-            student, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    teacher_forward: nn.Module = teacher
-    if settings.compile:
-        student_forward, teacher_forward = torch.compile(student_forward), torch.compile(teacher)
-    student_params = [p for p in student.parameters()]
-    teacher_params = [p for p in teacher.parameters()]
-    last_layer = [p for n, p in student.named_parameters() if "last_layer" in n]
 
     def checkpoint_state(step: int) -> dict:
         return {
@@ -464,11 +531,7 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
             "settings": settings.as_dict(),
             "normalisation": normalisation.as_dict(),
             "tiles": len(tiles),
-            "student": student.state_dict(),
-            "teacher": teacher.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "loss": loss_fn.state_dict(),
-            "torch_rng": torch.get_rng_state(),
+            **trainer.state_dict(),
         }
 
     if ranks.is_main:
@@ -480,7 +543,7 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
             settings.name,
             settings.architecture,
             device,
-            dtype or torch.float32,
+            trainer.student.autocast_dtype or torch.float32,
             ranks.world_size,
             len(tiles),
             batches.total_steps,
@@ -500,27 +563,19 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
     )
     sums = torch.zeros(3, device=device)  # loss, teacher entropy, KL since the last log
     logged_step, logged_time, started = start_step, time.perf_counter(), time.perf_counter()
-    student.train()
-    teacher.train()
+    trainer.student.train()
+    trainer.teacher.train()
     for step, crops in enumerate(loader, start=start_step):
         epoch = step // batches.steps_per_epoch
-        for i, group in enumerate(optimizer.param_groups):
-            group["lr"] = schedules.lr[step]
-            if i == 0:
-                group["weight_decay"] = schedules.weight_decay[step]
         crops = [c.to(device, non_blocking=True) for c in crops]
-        with torch.no_grad():
-            teacher_output = teacher_forward(crops[:2])
-        terms = loss_fn(student_forward(crops), teacher_output, schedules.teacher_temp[epoch])
-        optimizer.zero_grad(set_to_none=True)
-        terms.loss.backward()
-        clip_gradients_per_parameter(student_params, settings.clip_grad)
-        if epoch < settings.freeze_last_layer_epochs:
-            for parameter in last_layer:
-                parameter.grad = None
-        optimizer.step()
-        ema_update(teacher_params, student_params, float(schedules.teacher_momentum[step]))
-        sums += torch.stack([terms.loss.detach(), terms.teacher_entropy, terms.kl])
+        sums += trainer.step(
+            crops,
+            lr=float(schedules.lr[step]),
+            weight_decay=float(schedules.weight_decay[step]),
+            teacher_momentum=float(schedules.teacher_momentum[step]),
+            teacher_temp=float(schedules.teacher_temp[epoch]),
+            freeze_last_layer=epoch < settings.freeze_last_layer_epochs,
+        )
 
         done = step + 1
         at_checkpoint = done % settings.checkpoint_every == 0 or done == batches.total_steps

@@ -1,0 +1,180 @@
+"""Throughput of one DINO training step at 448 px with the default multi-crop (2 global
+crops of 448 px, 8 local crops of 192 px), sarssl's step against a plain baseline of the
+same step, measured in the same run:
+
+    sarssl    bf16 autocast of the backbone on a GPU (fp32 on the CPU), fused attention
+              (scaled_dot_product_attention), fused AdamW on a GPU, torch._foreach EMA, no
+              host sync per step, optionally torch.compile
+    baseline  fp32, timm's explicit attention (fused attention off), AdamW looping per
+              tensor, a per-parameter Python EMA loop, loss.item() after every step
+
+Inputs are random crops already on the device: the step alone is timed, not data loading.
+Model FLOPs per step are counted once with torch.utils.flop_counter (forward and backward
+of the student, forward of the teacher); MFU is achieved FLOP/s over the device's dense bf16
+peak (GPU only).
+
+    python benchmarks/dino_step.py --arch vit_tiny_patch16_224 --batch 4 --steps 3
+"""
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from sarssl.bands import CHANNELS
+from sarssl.pretrain import DINOTrainer, PretrainSettings
+
+# Dense bf16 tensor-core peak (FLOP/s) by device name.
+BF16_PEAK = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12}
+
+
+@torch.no_grad()
+def python_loop_ema(teacher: list, student: list, momentum: float) -> None:
+    for t, s in zip(teacher, student, strict=True):
+        t.mul_(momentum).add_((1 - momentum) * s.detach())
+
+
+def crops_for(settings: PretrainSettings, batch: int, device: torch.device) -> list:
+    spec = settings.crops
+    sizes = [spec.global_px] * 2 + [spec.local_px] * spec.local_crops
+    return [torch.randn(batch, len(CHANNELS), px, px, device=device) for px in sizes]
+
+
+def make_trainer(settings: PretrainSettings, device: torch.device, baseline: bool) -> DINOTrainer:
+    torch.manual_seed(0)
+    if not baseline:
+        return DINOTrainer(settings, device)
+    trainer = DINOTrainer(settings, device, ema=python_loop_ema, plain_optimizer=True)
+    for network in (trainer.student, trainer.teacher):
+        for block in network.backbone.blocks:
+            block.attn.fused_attn = False
+    return trainer
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(
+    trainer: DINOTrainer, crops: list, steps: int, warmup: int, sync_each_step: bool
+) -> float:
+    """Seconds per step after `warmup` steps."""
+    device = crops[0].device
+    arguments = dict(lr=1e-4, weight_decay=0.04, teacher_momentum=0.996, teacher_temp=0.01)
+    for _ in range(warmup):
+        trainer.step(crops, freeze_last_layer=False, **arguments)
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        metrics = trainer.step(crops, freeze_last_layer=False, **arguments)
+        if sync_each_step:
+            metrics[0].item()
+    synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+def step_flops(trainer: DINOTrainer, crops: list) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        trainer.step(
+            crops,
+            lr=1e-4,
+            weight_decay=0.04,
+            teacher_momentum=0.996,
+            teacher_temp=0.01,
+            freeze_last_layer=False,
+        )
+    return counter.get_total_flops()
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def bf16_peak(name: str) -> float | None:
+    return next((peak for key, peak in BF16_PEAK.items() if key in name), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", default="vit_tiny_patch16_224")
+    parser.add_argument("--batch", type=int, default=4, help="tiles per step")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--out-dim", type=int, default=65536)
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--out", type=Path, help="append the result as a JSON line")
+    args = parser.parse_args()
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    base = dict(
+        name="benchmark",
+        architecture=args.arch,
+        stores=(),
+        epochs=1,
+        batch_size=args.batch,
+        out_dim=args.out_dim,
+    )
+    fast_settings = PretrainSettings(**base, precision="auto", compile=args.compile)
+    baseline_settings = PretrainSettings(**base, precision="fp32")
+    crops = crops_for(fast_settings, args.batch, device)
+
+    results = {}
+    for variant, settings, baseline in (
+        ("baseline", baseline_settings, True),
+        ("sarssl", fast_settings, False),
+    ):
+        trainer = make_trainer(settings, device, baseline)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        seconds = time_steps(trainer, crops, args.steps, args.warmup, sync_each_step=baseline)
+        results[variant] = {
+            "s_per_step": seconds,
+            "images_per_s": args.batch / seconds,
+            "peak_gpu_mem_gb": torch.cuda.max_memory_allocated(device) / 1e9
+            if device.type == "cuda"
+            else None,
+        }
+        if variant == "sarssl":
+            flops = step_flops(trainer, crops)
+        del trainer
+    name = device_name(device)
+    peak = bf16_peak(name)
+    for row in results.values():
+        row["tflops_per_s"] = flops / row["s_per_step"] / 1e12
+        row["mfu"] = flops / row["s_per_step"] / peak if peak else None
+    record = {
+        "device": name,
+        "arch": args.arch,
+        "batch": args.batch,
+        "crops": f"2x{fast_settings.image_px} + {fast_settings.local_crops}x"
+        f"{fast_settings.local_px}",
+        "out_dim": args.out_dim,
+        "compile": args.compile,
+        "steps": args.steps,
+        "torch": torch.__version__,
+        "model_tflop_per_step": flops / 1e12,
+        **{
+            f"{variant}_{key}": value
+            for variant, row in results.items()
+            for key, value in row.items()
+        },
+        "speedup": results["baseline"]["s_per_step"] / results["sarssl"]["s_per_step"],
+    }
+    print(json.dumps(record, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with args.out.open("a") as stream:
+            stream.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
