@@ -10,6 +10,7 @@ include: "workflow/rules/grid.smk"
 include: "workflow/rules/source.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/finetune.smk"
 
 
 rule all:
@@ -17,3 +18,4 @@ rule all:
     input:
         dataset_targets(),
         pretrain_targets(),
+        finetune_targets(),

@@ -13,7 +13,7 @@ Model FLOPs per step are counted once with torch.utils.flop_counter (forward and
 of the student, forward of the teacher); MFU is achieved FLOP/s over the device's dense bf16
 peak (GPU only).
 
-    python benchmarks/dino_step.py --arch vit_tiny_patch16_224 --batch 4 --steps 3
+    python benchmarks/dino_step.py --arch vit_tiny_patch16_224 --batch 4 --rounds 3
 """
 
 import argparse
@@ -22,6 +22,7 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -78,6 +79,16 @@ def time_steps(
     return (time.perf_counter() - start) / steps
 
 
+def step_memory(trainer: DINOTrainer, crops: list, variant: str) -> float:
+    """GPU memory a step takes beyond the resident weights and optimizer state (GB)."""
+    device = crops[0].device
+    synchronize(device)
+    resident = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    time_steps(trainer, crops, 1, 0, sync_each_step=variant == "baseline")
+    return (torch.cuda.max_memory_allocated(device) - resident) / 1e9
+
+
 def step_flops(trainer: DINOTrainer, crops: list) -> int:
     counter = FlopCounterMode(display=False)
     with counter:
@@ -106,7 +117,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", default="vit_tiny_patch16_224")
     parser.add_argument("--batch", type=int, default=4, help="tiles per step")
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=1, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--out-dim", type=int, default=65536)
     parser.add_argument("--compile", action="store_true")
@@ -119,7 +131,7 @@ def main() -> None:
         name="benchmark",
         architecture=args.arch,
         stores=(),
-        epochs=1,
+        epochs=10,  # schedules are not used: the step gets fixed values
         batch_size=args.batch,
         out_dim=args.out_dim,
     )
@@ -127,25 +139,31 @@ def main() -> None:
     baseline_settings = PretrainSettings(**base, precision="fp32")
     crops = crops_for(fast_settings, args.batch, device)
 
-    results = {}
-    for variant, settings, baseline in (
-        ("baseline", baseline_settings, True),
-        ("sarssl", fast_settings, False),
-    ):
-        trainer = make_trainer(settings, device, baseline)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        seconds = time_steps(trainer, crops, args.steps, args.warmup, sync_each_step=baseline)
-        results[variant] = {
-            "s_per_step": seconds,
-            "images_per_s": args.batch / seconds,
-            "peak_gpu_mem_gb": torch.cuda.max_memory_allocated(device) / 1e9
-            if device.type == "cuda"
-            else None,
+    # Both variants live side by side and alternate round by round (medians reported), so
+    # that drift in a shared machine's load falls on both alike.
+    trainers = {
+        "baseline": make_trainer(baseline_settings, device, baseline=True),
+        "sarssl": make_trainer(fast_settings, device, baseline=False),
+    }
+    for variant, trainer in trainers.items():
+        time_steps(trainer, crops, args.warmup, 0, sync_each_step=variant == "baseline")
+    seconds = {variant: [] for variant in trainers}
+    for _ in range(args.rounds):
+        for variant, trainer in trainers.items():
+            seconds[variant].append(
+                time_steps(trainer, crops, args.steps, 0, sync_each_step=variant == "baseline")
+            )
+    flops = step_flops(trainers["sarssl"], crops)
+    results = {
+        variant: {
+            "s_per_step": float(np.median(times)),
+            "images_per_s": args.batch / float(np.median(times)),
         }
-        if variant == "sarssl":
-            flops = step_flops(trainer, crops)
-        del trainer
+        for variant, times in seconds.items()
+    }
+    if device.type == "cuda":
+        for variant, trainer in trainers.items():
+            results[variant]["step_memory_gb"] = step_memory(trainer, crops, variant)
     name = device_name(device)
     peak = bf16_peak(name)
     for row in results.values():
@@ -160,6 +178,7 @@ def main() -> None:
         "out_dim": args.out_dim,
         "compile": args.compile,
         "steps": args.steps,
+        "rounds": args.rounds,
         "torch": torch.__version__,
         "model_tflop_per_step": flops / 1e12,
         **{

@@ -1,5 +1,6 @@
 """Command line: `sarssl gee-plan` prints what an Earth Engine export would request;
-`sarssl pretrain` runs DINO pre-training (the entry point torchrun launches per GPU).
+`sarssl pretrain` runs DINO pre-training (the entry point torchrun launches per GPU);
+`sarssl finetune` one run of the fine-tuning grid.
 
 Run from the repository root (like snakemake): paths in the config are relative to it.
 """
@@ -19,6 +20,7 @@ from snakemake.utils import validate
 
 from .bands import aoi_datasets
 from .errors import ConfigError
+from .finetune import read_settings, write_metrics
 from .gee import export_requests
 from .grid import build_tile_grid, read_aoi, read_tiles, tile_bounds, tiles_file_name
 from .pretrain import PretrainSettings, train
@@ -99,14 +101,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     pretrain.add_argument("--settings", type=Path, required=True, help="settings JSON file")
     pretrain.add_argument("--run-dir", type=Path, required=True)
+    finetune = commands.add_parser(
+        "finetune", help="one fine-tuning run: train, select on val, write test metrics"
+    )
+    finetune.add_argument("--settings", type=Path, required=True, help="settings JSON file")
+    finetune.add_argument("--metrics", type=Path, required=True, help="metrics.json to write")
     args = parser.parse_args(argv)
+    if args.command in ("pretrain", "finetune"):
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     try:
         if args.command == "pretrain":
-            logging.basicConfig(
-                level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-            )
             settings = PretrainSettings.from_dict(json.loads(args.settings.read_text()))
             train(settings, args.run_dir)
+            return 0
+        if args.command == "finetune":
+            write_metrics(read_settings(args.settings), args.metrics)
             return 0
         config = load_config(args.configfile, args.schema)
         print(json.dumps(gee_plan(config, args.aoi, args.results), indent=2))

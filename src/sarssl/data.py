@@ -73,25 +73,41 @@ def split_tiles(store: str | Path, splits: Sequence[str]) -> list[TileRef]:
     return [TileRef(str(store), int(i)) for i in np.flatnonzero(keep)]
 
 
+class LazyArrays:
+    """Zarr arrays opened on first use in the process that reads them; pickles without
+    them, so that an open store never crosses a process boundary."""
+
+    def __init__(self):
+        self._arrays: dict[tuple[str, str], zarr.Array] = {}
+
+    def __getstate__(self) -> dict:
+        return {"_arrays": {}}
+
+    def get(self, store: str, name: str) -> zarr.Array:
+        if (store, name) not in self._arrays:
+            self._arrays[store, name] = zarr.open_group(store, mode="r")[name]
+        return self._arrays[store, name]
+
+
 class StoreTiles:
-    """Reads whole tiles; opens each store on first use in the process that reads."""
+    """Reads whole tiles (normalised SAR channels, labels) of one or more stores."""
 
     def __init__(self, tiles: Sequence[TileRef], normalisation: Normalisation):
         self.tiles = list(tiles)
         self.normalisation = normalisation
-        self._arrays: dict[str, zarr.Array] = {}
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_arrays": {}}  # never ship an open store to a worker
+        self.arrays = LazyArrays()
 
     def __len__(self) -> int:
         return len(self.tiles)
 
     def image(self, position: int) -> torch.Tensor:
         tile = self.tiles[position]
-        if tile.store not in self._arrays:
-            self._arrays[tile.store] = zarr.open_group(tile.store, mode="r")["s1grd"]
-        return self.normalisation.apply(self._arrays[tile.store][tile.index])
+        return self.normalisation.apply(self.arrays.get(tile.store, "s1grd")[tile.index])
+
+    def labels(self, position: int) -> torch.Tensor:
+        """(y, x) int64 class indices, IGNORE_INDEX where unlabelled."""
+        tile = self.tiles[position]
+        return torch.from_numpy(self.arrays.get(tile.store, "labels")[tile.index].astype("int64"))
 
 
 class MultiCropTiles(Dataset):

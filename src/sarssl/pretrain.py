@@ -20,7 +20,6 @@ import logging
 import math
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from tqdm import tqdm
 
 from .atomic import atomic_path, write_text_atomic
 from .bands import CHANNELS
+from .child import run_sarssl
 from .data import MultiCropTiles, Normalisation, StepBatches, StoreTiles, make_loader, split_tiles
 from .dino import DINOHead, DINOLoss, cosine_schedule, ema_update, teacher_temperature_schedule
 from .errors import ConfigError, SarsslError
@@ -638,34 +638,16 @@ def load_backbone(
 
 
 def launch(settings: PretrainSettings, run_dir: str | Path, processes: int) -> Path:
-    """Train in a child process, or in `processes` processes on this node under torchrun
-    (one per GPU; DDP). The child is `sarssl pretrain`, never the calling script: loader
-    workers start by forkserver, which re-imports the parent's main module. The children's
-    output goes to this process's stdout/stderr (the job's log)."""
+    """Train in a child process (see sarssl.child), or in `processes` processes on this
+    node under torchrun (one per GPU; DDP)."""
     run_dir = Path(run_dir)
     settings_file = run_dir / "settings.json"
     write_text_atomic(settings_file, json.dumps(settings.as_dict(), indent=2))
     launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
-    command = [
-        sys.executable,
-        *(launcher if processes > 1 else []),
-        "-m",
-        "sarssl.cli",
-        "pretrain",
-        "--settings",
-        str(settings_file),
-        "--run-dir",
-        str(run_dir),
-    ]
-    log.info("running %s", " ".join(command))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    completed = subprocess.run(command, stdout=sys.stdout, stderr=sys.stderr, check=False)
-    if completed.returncode:
-        raise SarsslError(
-            f"pretrain {settings.name}: {' '.join(command[1:5])} exited with status "
-            f"{completed.returncode}; its output is above"
-        )
+    run_sarssl(
+        ["pretrain", "--settings", str(settings_file), "--run-dir", str(run_dir)],
+        launcher if processes > 1 else [],
+    )
     return run_dir / CHECKPOINT_NAME
 
 

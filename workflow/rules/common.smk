@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -28,6 +29,7 @@ wildcard_constraints:
     shard=r"\d+",
     source="synthetic|gee|geetiles_dir",
     pretrain="[a-z0-9-]+",
+    fraction=r"[0-9]+(\.[0-9]+)?(e-?[0-9]+)?",
 
 
 # Cluster site settings from the environment (see slurm/config.yaml), added to every rule's
@@ -160,3 +162,122 @@ def pretrain_targets():
             aoi=run["aois"],
         )
     ]
+
+
+# --- Fine-tuning --------------------------------------------------------------------------
+
+FINETUNE = config["finetune"]
+# The folder of one run.
+FINETUNE_RUN = "results/finetune/{pretrain}/{model}/{init}/frac{fraction}"
+
+
+def check_finetune_config():
+    named = FINETUNE["pretrain"] + [p for p in [FINETUNE["unet_baselines"]] if p]
+    if not named:
+        return
+    if FINETUNE["aoi"] not in AOI_CONFIG:
+        raise ValueError(
+            f"config finetune.aoi: {FINETUNE['aoi']!r} is not in config aois {AOIS}"
+        )
+    unknown = [name for name in named if name not in PRETRAIN]
+    if unknown:
+        raise ValueError(
+            f"config finetune: pretrain runs {unknown} are not in config pretrain "
+            f"{list(PRETRAIN)}"
+        )
+
+
+check_finetune_config()
+
+
+def finetune_runs():
+    """(pretrain, model, init, fraction) of every run of the grid in the config."""
+    from sarssl.finetune import ENCODING_MODELS
+
+    runs = [
+        (pretrain, ENCODING_MODELS[encoding], init, fraction)
+        for pretrain in FINETUNE["pretrain"]
+        for encoding in FINETUNE["encodings"]
+        for init in FINETUNE["inits"]
+        for fraction in FINETUNE["fractions"]
+    ]
+    baseline = FINETUNE["unet_baselines"]
+    if baseline:
+        runs += [(baseline, "s1grd-unet", "scratch", f) for f in FINETUNE["fractions"]]
+        runs += [
+            (baseline, "s1grd-attention-unet", init, fraction)
+            for init in FINETUNE["inits"]
+            for fraction in FINETUNE["fractions"]
+        ]
+    return runs
+
+
+def finetune_targets():
+    from sarssl.finetune import format_fraction
+
+    return [
+        FINETUNE_RUN.format(
+            pretrain=pretrain,
+            model=model,
+            init=init,
+            fraction=format_fraction(fraction),
+        )
+        + "/metrics.json"
+        for pretrain, model, init, fraction in finetune_runs()
+    ]
+
+
+def finetune_settings(wildcards):
+    """The run's settings; an unknown model, initialisation or pre-training fails here,
+    when the DAG is built, naming the value."""
+    from sarssl.finetune import settings_from_config
+
+    if wildcards.pretrain not in PRETRAIN:
+        raise ValueError(
+            f"finetune: no pre-training run {wildcards.pretrain!r} in config pretrain "
+            f"{list(PRETRAIN)}"
+        )
+    if FINETUNE["aoi"] is None:
+        raise ValueError("config finetune.aoi is not set")
+    model, init, pretrain = wildcards.model, wildcards.init, wildcards.pretrain
+    check_fraction(float(wildcards.fraction))
+    aoi = FINETUNE["aoi"]
+    return settings_from_config(
+        FINETUNE,
+        pretrain,
+        model,
+        init,
+        float(wildcards.fraction),
+        store=store_path(aoi),
+        pretrain_checkpoint=f"results/pretrain/{pretrain}/checkpoint.pt",
+        attention_maps=f"results/pretrain/{pretrain}/attention/{aoi}.zarr",
+        backbone=ATTENTION["backbone"],
+    )
+
+
+def check_fraction(percent):
+    """A fraction with less than one tile fails now if the AOI's store is built (else
+    when the run starts)."""
+    import json
+
+    from sarssl.finetune import subset_size
+
+    stats = Path(f"results/{FINETUNE['aoi']}/stats.json")
+    if stats.is_file():
+        subset_size(percent, json.loads(stats.read_text())["tiles"]["train"]["valid"])
+
+
+def finetune_inputs(wildcards):
+    settings = finetune_settings(wildcards)
+    inputs = {"stats": f"results/{FINETUNE['aoi']}/stats.json"}
+    if settings.checkpoint:
+        inputs["checkpoint"] = settings.checkpoint
+    if settings.attention_store:
+        inputs["maps"] = f"{settings.attention_store}/zarr.json"
+    return inputs
+
+
+def finetune_gpu(wildcards):
+    from sarssl.finetune import runs_vit
+
+    return 1 if runs_vit(wildcards.model, wildcards.init) else int(FINETUNE["unet_gpu"])

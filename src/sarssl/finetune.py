@@ -1,0 +1,402 @@
+"""One run of the fine-tuning grid: a segmentation model trained on a fraction of the
+labelled train tiles of the fine-tuning AOI, selected on validation MIoU, scored on test.
+
+Models (the `{model}` of a run) and the initialisations of their ViT (`{init}`):
+
+    attention-unet        attention maps -> U-Net             scratch, frozen, finetuned
+    tokens-decoder        patch tokens -> convolutional decoder  scratch, frozen, finetuned
+    s1grd-unet            U-Net on the 12 S1GRD channels      scratch (no ViT)
+    s1grd-attention-unet  U-Net on S1GRD + attention maps     scratch, frozen, finetuned
+
+`scratch` is a random ViT trained end to end, `frozen` the pre-trained one unchanged,
+`finetuned` the pre-trained one trained on. A frozen backbone's attention maps are read from
+the attention_maps rule's Zarr, so those runs need no ViT at all.
+
+Where the paper is silent: AdamW, lr 1e-3 for the decoder and 0.1 x that for a trained ViT,
+no augmentation, inputs standardised with the pre-training's statistics (the AOI's own train
+statistics for the S1GRD-only U-Net), best epoch on validation MIoU.
+"""
+
+import json
+import logging
+import math
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from .atomic import write_text_atomic
+from .bands import CHANNELS
+from .data import LazyArrays, Normalisation, StoreTiles, TileRef, split_tiles
+from .errors import ConfigError
+from .metrics import ConfusionMatrix, mean_iou, per_class_iou
+from .pretrain import create_backbone, load_backbone
+from .segmentation import AttentionMapsUNet, Backbone, S1AttentionUNet, TokenDecoder
+from .store import open_store
+from .worldcover import CLASSES, IGNORE_INDEX, NUM_CLASSES
+
+log = logging.getLogger(__name__)
+
+INITS = ("scratch", "frozen", "finetuned")
+MODEL_INITS = {
+    "attention-unet": INITS,
+    "tokens-decoder": INITS,
+    "s1grd-unet": ("scratch",),
+    "s1grd-attention-unet": INITS,
+}
+ENCODING_MODELS = {"attention": "attention-unet", "tokens": "tokens-decoder"}
+
+
+def uses_vit(model: str) -> bool:
+    return model != "s1grd-unet"
+
+
+def uses_stored_maps(model: str, init: str) -> bool:
+    """Frozen attention models read the maps the attention_maps rule wrote."""
+    return init == "frozen" and model in ("attention-unet", "s1grd-attention-unet")
+
+
+def runs_vit(model: str, init: str) -> bool:
+    return uses_vit(model) and not uses_stored_maps(model, init)
+
+
+def check_run(model: str, init: str) -> None:
+    if model not in MODEL_INITS:
+        raise ConfigError(f"unknown fine-tuning model {model!r}; models: {list(MODEL_INITS)}")
+    if init not in MODEL_INITS[model]:
+        raise ConfigError(
+            f"model {model} has no initialisation {init!r}; it has {list(MODEL_INITS[model])}"
+        )
+
+
+def format_fraction(percent: float) -> str:
+    """The `{fraction}` of a run's path: 0.1 -> '0.1', 10.0 -> '10'."""
+    return f"{percent:g}"
+
+
+def subset_size(percent: float, n_tiles: int) -> int:
+    """Tiles in a fraction (rounded half up); an error if that is no tile at all."""
+    size = math.floor(percent / 100 * n_tiles + 0.5)
+    if size < 1:
+        raise ConfigError(
+            f"fraction {format_fraction(percent)} % of {n_tiles} labelled train tiles is "
+            f"{percent / 100 * n_tiles:.3g} tiles, less than one: use a larger fraction "
+            "or a larger fine-tuning AOI"
+        )
+    return size
+
+
+def fraction_subset(tiles: list[TileRef], percent: float, seed: int) -> list[TileRef]:
+    """The first `subset_size` tiles of one seeded permutation: deterministic in the seed,
+    and every smaller fraction's subset lies inside every larger one's."""
+    order = np.random.default_rng(seed).permutation(len(tiles))
+    chosen = np.sort(order[: subset_size(percent, len(tiles))])
+    return [tiles[i] for i in chosen]
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    pretrain: str
+    model: str
+    init: str
+    fraction: float  # percent of the labelled train tiles
+    store: str  # the fine-tuning AOI's Zarr store
+    checkpoint: str | None = None  # the pre-training's, for every model but s1grd-unet
+    attention_store: str | None = None  # for frozen attention models
+    backbone: str = "student"  # which network of the checkpoint
+    epochs: int = 100
+    batch_size: int = 8
+    lr: float = 1e-3
+    backbone_lr_scale: float = 0.1
+    weight_decay: float = 1e-4
+    width: int = 64  # channels of the first U-Net level / last decoder block
+    seed: int = 0
+    precision: str = "auto"
+    loader_workers: int = 4
+
+    def __post_init__(self):
+        check_run(self.model, self.init)
+        if uses_vit(self.model) and not self.checkpoint:
+            raise ConfigError(f"{self.model}: needs the checkpoint of pre-training {self.pretrain}")
+        if uses_stored_maps(self.model, self.init) and not self.attention_store:
+            raise ConfigError(f"{self.model} {self.init}: needs the attention-map store")
+
+    @property
+    def name(self) -> str:
+        return f"{self.pretrain}/{self.model}/{self.init}/frac{format_fraction(self.fraction)}"
+
+
+RUN_KEYS = frozenset(
+    {"pretrain", "model", "init", "fraction", "store", "checkpoint", "attention_store", "backbone"}
+)
+
+
+def settings_from_config(
+    finetune: dict,
+    pretrain: str,
+    model: str,
+    init: str,
+    fraction: float,
+    store: str,
+    pretrain_checkpoint: str,
+    attention_maps: str,
+    backbone: str,
+) -> FinetuneSettings:
+    """A run of the config's finetune section; the checkpoint and the attention maps are
+    kept only where the run uses them."""
+    check_run(model, init)
+    tunable = {f.name for f in fields(FinetuneSettings)} - RUN_KEYS & set(finetune)
+    return FinetuneSettings(
+        pretrain=pretrain,
+        model=model,
+        init=init,
+        fraction=fraction,
+        store=store,
+        checkpoint=pretrain_checkpoint if uses_vit(model) else None,
+        attention_store=attention_maps if uses_stored_maps(model, init) else None,
+        backbone=backbone,
+        **{key: finetune[key] for key in tunable},
+    )
+
+
+class SegmentationTiles(Dataset):
+    """Item i -> {"image": (C, y, x), "labels": (y, x), "maps": (heads, h, w)} as needed."""
+
+    def __init__(self, tiles: StoreTiles, attention_store: str | None, with_images: bool):
+        self.tiles, self.attention_store, self.with_images = tiles, attention_store, with_images
+        self.arrays = LazyArrays()
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
+        item = {"labels": self.tiles.labels(position)}
+        if self.with_images:
+            item["image"] = self.tiles.image(position)
+        if self.attention_store:
+            maps = self.arrays.get(self.attention_store, "attention")
+            item["maps"] = torch.from_numpy(maps[self.tiles.tiles[position].index])
+        return item
+
+
+def check_attention_store(attention_store: str, store: str) -> None:
+    """The maps must be of this store's tiles, in its order."""
+    maps = xr.open_zarr(attention_store, consolidated=False)
+    tiles = open_store(store)["tile"].values
+    if maps.sizes["tile"] != len(tiles) or not (maps["tile"].values == tiles).all():
+        raise ConfigError(f"{attention_store}: its tiles are not those of {store}")
+
+
+def build_model(settings: FinetuneSettings) -> tuple[nn.Module, Normalisation]:
+    """The run's model (ViT weights loaded or random) and its input normalisation."""
+    if not uses_vit(settings.model):
+        normalisation = Normalisation.of_stores([settings.store])
+        model = S1AttentionUNet(
+            None, len(CHANNELS), 0, NUM_CLASSES, tile_px(settings), settings.width
+        )
+        return model, normalisation
+    vit, normalisation, pretrained = load_backbone(settings.checkpoint, settings.backbone)
+    if settings.init == "scratch":
+        vit = create_backbone(pretrained.architecture, pretrained.image_px)
+    heads = vit.blocks[-1].attn.num_heads
+    backbone = None
+    if runs_vit(settings.model, settings.init):
+        backbone = Backbone(vit, frozen=settings.init == "frozen")
+    out_px = tile_px(settings)
+    if settings.model == "attention-unet":
+        model = AttentionMapsUNet(backbone, heads, NUM_CLASSES, out_px, settings.width)
+    elif settings.model == "tokens-decoder":
+        model = TokenDecoder(backbone, NUM_CLASSES, settings.width)
+    else:
+        model = S1AttentionUNet(backbone, len(CHANNELS), heads, NUM_CLASSES, out_px, settings.width)
+    return model, normalisation
+
+
+def tile_px(settings: FinetuneSettings) -> int:
+    return open_store(settings.store).sizes["y"]
+
+
+def parameter_groups(model: nn.Module, settings: FinetuneSettings) -> list[dict]:
+    backbone = [
+        p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad
+    ]
+    ids = {id(p) for p in backbone}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+    groups = [{"params": rest, "lr": settings.lr}]
+    if backbone:
+        groups.append({"params": backbone, "lr": settings.lr * settings.backbone_lr_scale})
+    return groups
+
+
+def autocast(device: torch.device, precision: str):
+    enabled = device.type == "cuda" and precision in ("auto", "bf16")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def loader(dataset: Dataset, settings: FinetuneSettings, order: list[int] | None) -> DataLoader:
+    """In `order` for training (a short last batch is dropped when there are more tiles
+    than one batch: BatchNorm needs more than one value per channel), else in store order."""
+    workers = settings.loader_workers
+    return DataLoader(
+        dataset,
+        batch_size=settings.batch_size,
+        sampler=order,
+        shuffle=False,
+        drop_last=order is not None and len(order) > settings.batch_size,
+        num_workers=workers,
+        multiprocessing_context="forkserver" if workers else None,
+        generator=torch.Generator(),
+    )
+
+
+def forward(model: nn.Module, batch: dict, device: torch.device) -> torch.Tensor:
+    image = batch.get("image")
+    maps = batch.get("maps")
+    return model(
+        None if image is None else image.to(device, non_blocking=True),
+        None if maps is None else maps.to(device, non_blocking=True),
+    )
+
+
+def train_epoch(
+    model: nn.Module,
+    data: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    settings: FinetuneSettings,
+) -> float:
+    """One pass of cross-entropy training (nodata ignored); the mean loss per tile."""
+    model.train()
+    loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+    loss_sum, tiles = torch.zeros((), device=device), 0
+    for batch in data:
+        with autocast(device, settings.precision):
+            logits = forward(model, batch, device)
+        loss = loss_fn(logits.float(), batch["labels"].to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(batch["labels"])
+        tiles += len(batch["labels"])
+    return loss_sum.item() / tiles  # one host sync per epoch
+
+
+def make_optimizer(model: nn.Module, settings: FinetuneSettings) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(parameter_groups(model, settings), weight_decay=settings.weight_decay)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, data: DataLoader, device: torch.device, precision: str
+) -> np.ndarray:
+    """The confusion matrix of every pixel of the split."""
+    model.eval()
+    confusion = ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX)
+    for batch in data:
+        with autocast(device, precision):
+            logits = forward(model, batch, device)
+        confusion.update(logits.argmax(dim=1), batch["labels"].to(device))
+    return confusion.numpy()
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def finetune(settings: FinetuneSettings) -> dict:
+    """Train, select on validation, score on test; return the metrics record."""
+    started = time.perf_counter()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(settings.seed)
+    if settings.attention_store:
+        check_attention_store(settings.attention_store, settings.store)
+    model, normalisation = build_model(settings)
+    model = model.to(device)
+    splits = {split: split_tiles(settings.store, [split]) for split in ("train", "val", "test")}
+    splits["train"] = fraction_subset(splits["train"], settings.fraction, settings.seed)
+    with_images = not (settings.model == "attention-unet" and settings.init == "frozen")
+    datasets = {
+        split: SegmentationTiles(
+            StoreTiles(tiles, normalisation), settings.attention_store, with_images
+        )
+        for split, tiles in splits.items()
+    }
+    log.info(
+        "%s on %s: %d train tiles (%s %%), %d val, %d test; %d trainable parameters",
+        settings.name,
+        device_description(device),
+        len(splits["train"]),
+        format_fraction(settings.fraction),
+        len(splits["val"]),
+        len(splits["test"]),
+        sum(p.numel() for p in model.parameters() if p.requires_grad),
+    )
+    optimizer = make_optimizer(model, settings)
+    evaluation = {s: loader(datasets[s], settings, None) for s in ("val", "test")}
+    history, best = [], {"val_miou": -math.inf, "epoch": -1, "state": None}
+    for epoch in tqdm(range(settings.epochs), desc=settings.name, file=sys.stderr, mininterval=30):
+        order = np.random.default_rng([settings.seed, epoch]).permutation(len(splits["train"]))
+        train_loss = train_epoch(
+            model, loader(datasets["train"], settings, order.tolist()), optimizer, device, settings
+        )
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"{settings.name}: non-finite training loss in epoch {epoch}")
+        val_miou = mean_iou(evaluate(model, evaluation["val"], device, settings.precision))
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_miou": val_miou})
+        log.info("epoch %d: train loss %.4f, val MIoU %.4f", epoch, train_loss, val_miou)
+        if best["state"] is None or val_miou > best["val_miou"]:
+            state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            best = {"val_miou": val_miou, "epoch": epoch, "state": state}
+    model.load_state_dict(best["state"])
+    confusion = evaluate(model, evaluation["test"], device, settings.precision)
+    iou = per_class_iou(confusion)
+    wall = time.perf_counter() - started
+    return {
+        "pretrain": settings.pretrain,
+        "model": settings.model,
+        "init": settings.init,
+        "fraction": settings.fraction,
+        "miou": finite_or_none(mean_iou(confusion)),
+        "per_class_iou": {c.name: finite_or_none(v) for c, v in zip(CLASSES, iou, strict=True)},
+        "confusion_matrix": confusion.tolist(),
+        "confusion_matrix_axes": "rows: true class, columns: predicted class (class order)",
+        "classes": [c.name for c in CLASSES],
+        "best_epoch": best["epoch"],
+        "val_miou": finite_or_none(best["val_miou"]),
+        "epochs": settings.epochs,
+        "history": history,
+        "tiles": {split: len(tiles) for split, tiles in splits.items()},
+        "wall_time_s": wall,
+        "device": device_description(device),
+        "gpu_hours": wall / 3600 if device.type == "cuda" else 0.0,
+        "host": socket.gethostname(),
+    }
+
+
+def finite_or_none(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def write_settings(settings: FinetuneSettings, path: str | Path) -> None:
+    write_text_atomic(path, json.dumps(asdict(settings), indent=2))
+
+
+def read_settings(path: str | Path) -> FinetuneSettings:
+    return FinetuneSettings(**json.loads(Path(path).read_text()))
+
+
+def write_metrics(settings: FinetuneSettings, path: str | Path) -> dict:
+    """Run and write metrics.json atomically (written only when the run is complete)."""
+    record = finetune(settings)
+    write_text_atomic(path, json.dumps(record, indent=2, allow_nan=False))
+    return record

@@ -1,0 +1,26 @@
+rule finetune:
+    """One run of the fine-tuning grid: {model} with its ViT initialised by {init}
+    (scratch, frozen, finetuned) from pre-training {pretrain}, trained on {fraction} % of
+    the fine-tuning AOI's labelled train tiles; best epoch on validation MIoU; MIoU,
+    per-class IoU and confusion matrix over the whole test split."""
+    input:
+        unpack(finetune_inputs),
+    output:
+        metrics=FINETUNE_RUN + "/metrics.json",
+        config=FINETUNE_RUN + "/config.json",
+    log:
+        FINETUNE_RUN + "/train.log",
+    benchmark:
+        "benchmarks/runs/finetune/{pretrain}/{model}/{init}/frac{fraction}.tsv"
+    conda:
+        "../../envs/sarssl.yaml"
+    threads: FINETUNE["threads"]
+    resources:
+        **GPU_SITE_RESOURCES,
+        gpu=finetune_gpu,
+        mem_mb=FINETUNE["mem_mb"],
+        runtime=FINETUNE["runtime"],
+    params:
+        settings=lambda wildcards: finetune_settings(wildcards),
+    script:
+        "../scripts/finetune.py"
