@@ -145,3 +145,22 @@ def tiny_pretrain_config(aois: list[str]) -> dict:
         "dino": TINY_DINO,
         "attention": {"geotiff_tiles": 1, "threads": 1, "mem_mb": 2000, "runtime": 10},
     }
+
+
+def tiny_finetune_config(aoi: str, fractions: list[float]) -> dict:
+    """A reduced grid: attention maps (frozen, fine-tuned) and the SI Table 2 U-Nets."""
+    return {
+        "aoi": aoi,
+        "pretrain": ["tiny-vit"],
+        "fractions": fractions,
+        "encodings": ["attention"],
+        "inits": ["frozen", "finetuned"],
+        "unet_baselines": "tiny-vit",
+        "epochs": 1,
+        "batch_size": 4,
+        "width": 4,
+        "loader_workers": 0,
+        "threads": 1,
+        "mem_mb": 2000,
+        "runtime": 10,
+    }

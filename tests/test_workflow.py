@@ -1,15 +1,25 @@
 """The Snakemake workflow end to end on a tiny configuration, config validation, and lint."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 import yaml
-from conftest import REPO, SEED, TEST_TILE_PX, TINY_AOI_WKT, quiet_grid, tiny_pretrain_config
+from conftest import (
+    REPO,
+    SEED,
+    TEST_TILE_PX,
+    TINY_AOI_WKT,
+    quiet_grid,
+    tiny_finetune_config,
+    tiny_pretrain_config,
+)
 
 from sarssl.bands import labels_dataset_name, s1_dataset_name
 from sarssl.grid import write_tiles_file
@@ -71,6 +81,7 @@ def workflow_run(tmp_path_factory):
         "split": {"nbands": 5, "angle": 0.0},
         "synthetic": {"seed": SEED},
         **tiny_pretrain_config(["tiny", "tinydir"]),
+        "finetune": tiny_finetune_config("tiny", [50]),
     }
     configfile = write_config(workdir, config)
     result = snakemake(workdir, "--cores", "2", "--configfile", str(configfile))
@@ -102,6 +113,54 @@ def test_the_workflow_pretrains_on_both_aois_and_writes_their_attention_maps(wor
         maps = xr.open_zarr(run / f"attention/{aoi}.zarr", consolidated=False)
         assert maps.attention.shape == (42, 3, 2, 2)
         assert len(list((run / f"attention/{aoi}_geotiff").glob("*.tif"))) == 1
+
+
+FINETUNE_RUNS = [
+    "tiny-vit/attention-unet/frozen",
+    "tiny-vit/attention-unet/finetuned",
+    "tiny-vit/s1grd-unet/scratch",
+    "tiny-vit/s1grd-attention-unet/frozen",
+    "tiny-vit/s1grd-attention-unet/finetuned",
+]
+
+
+def test_the_workflow_runs_the_finetuning_grid_one_folder_per_run(workflow_run):
+    workdir, _, _ = workflow_run
+    for run in FINETUNE_RUNS:
+        folder = workdir / f"results/finetune/{run}/frac50"
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert 0 <= metrics["miou"] <= 1 and metrics["tiles"]["train"] == 13
+        assert np.array(metrics["confusion_matrix"]).shape == (11, 11)
+        assert json.loads((folder / "config.json").read_text())["fraction"] == 50
+        assert "val MIoU" in (folder / "train.log").read_text()
+
+
+def test_a_new_fraction_adds_only_its_runs(workflow_run):
+    workdir, _, _ = workflow_run
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["finetune"]["fractions"] = [50, 100]
+    bigger = workdir / "bigger.yaml"
+    bigger.write_text(yaml.safe_dump(config))
+    plan = snakemake(workdir, "-n", "--cores", "1", "--configfile", str(bigger))
+    jobs = re.findall(r"^finetune\s+(\d+)$", plan.stdout, re.MULTILINE)
+    assert set(jobs) == {str(len(FINETUNE_RUNS))}  # the job table, printed twice
+    outputs = re.findall(r"output: (\S+/metrics.json)", plan.stdout)
+    assert outputs and all("/frac100/" in output for output in outputs)
+
+
+@pytest.mark.parametrize(
+    ("target", "named"),
+    [
+        ("results/finetune/tiny-vit/segformer/scratch/frac50/metrics.json", "'segformer'"),
+        ("results/finetune/tiny-vit/s1grd-unet/frozen/frac50/metrics.json", "'frozen'"),
+        ("results/finetune/nope/attention-unet/frozen/frac50/metrics.json", "'nope'"),
+        ("results/finetune/tiny-vit/attention-unet/frozen/frac1/metrics.json", "fraction 1 %"),
+    ],
+)
+def test_a_bad_run_path_fails_when_the_dag_is_built_naming_the_value(workflow_run, target, named):
+    workdir, configfile, _ = workflow_run
+    result = snakemake(workdir, target, "-n", "--configfile", str(configfile), check=False)
+    assert result.returncode != 0 and named in result.stdout + result.stderr
 
 
 def test_a_single_target_reruns_alone(workflow_run):

@@ -168,7 +168,7 @@ def pretrain_targets():
 
 FINETUNE = config["finetune"]
 # The folder of one run.
-FINETUNE_RUN = "results/finetune/{pretrain}/{model}/{init}/frac{fraction}"
+FINETUNE_RUN = "results/finetune/{pretrain}/{model}/{init}/frac{fraction}/"
 
 
 def check_finetune_config():
@@ -222,7 +222,7 @@ def finetune_targets():
             init=init,
             fraction=format_fraction(fraction),
         )
-        + "/metrics.json"
+        + "metrics.json"
         for pretrain, model, init, fraction in finetune_runs()
     ]
 

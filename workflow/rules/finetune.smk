@@ -6,10 +6,10 @@ rule finetune:
     input:
         unpack(finetune_inputs),
     output:
-        metrics=FINETUNE_RUN + "/metrics.json",
-        config=FINETUNE_RUN + "/config.json",
+        metrics="results/finetune/{pretrain}/{model}/{init}/frac{fraction}/metrics.json",
+        config="results/finetune/{pretrain}/{model}/{init}/frac{fraction}/config.json",
     log:
-        FINETUNE_RUN + "/train.log",
+        "results/finetune/{pretrain}/{model}/{init}/frac{fraction}/train.log",
     benchmark:
         "benchmarks/runs/finetune/{pretrain}/{model}/{init}/frac{fraction}.tsv"
     conda:
