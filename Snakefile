@@ -5,12 +5,16 @@
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/grid.smk"
 include: "workflow/rules/source.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/finetune.smk"
+include: "workflow/rules/results.smk"
 
 
 rule all:
@@ -19,3 +23,4 @@ rule all:
         dataset_targets(),
         pretrain_targets(),
         finetune_targets(),
+        results_targets(),

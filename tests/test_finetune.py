@@ -173,7 +173,7 @@ def test_gradients_reach_a_finetuned_backbone(pretrained, model_name):
 
 def test_a_run_is_reproducible_on_the_cpu(pretrained):
     settings = run_settings(pretrained, "s1grd-unet", "scratch")
-    first, second = finetune(settings), finetune(settings)
+    (first, _), (second, _) = finetune(settings), finetune(settings)
     assert first["confusion_matrix"] == second["confusion_matrix"]
     assert first["miou"] == second["miou"] and first["history"] == second["history"]
     n_train = len(split_tiles(settings.store, ["train"]))
@@ -192,7 +192,8 @@ def test_a_stored_map_run_rejects_maps_of_other_tiles(pretrained, tmp_path):
         config, "tiny-vit", "attention-unet", "frozen", 50.0, str(store), str(checkpoint),
         str(maps), "student",
     )  # fmt: skip
-    record = finetune(settings)
+    record, examples = finetune(settings)
+    assert examples["predicted"].shape == (4, TEST_TILE_PX, TEST_TILE_PX)
     assert record["miou"] is not None and len(record["per_class_iou"]) == NUM_CLASSES
     zarr.open_group(maps, mode="r+")["tile"][0] = "not-a-tile"
     with pytest.raises(ConfigError, match="its tiles are not those of"):

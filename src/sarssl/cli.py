@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     finetune.add_argument("--settings", type=Path, required=True, help="settings JSON file")
     finetune.add_argument("--metrics", type=Path, required=True, help="metrics.json to write")
+    finetune.add_argument(
+        "--predictions", type=Path, required=True, help="npz of example test predictions"
+    )
     args = parser.parse_args(argv)
     if args.command in ("pretrain", "finetune"):
         logging.basicConfig(
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             train(settings, args.run_dir)
             return 0
         if args.command == "finetune":
-            write_metrics(read_settings(args.settings), args.metrics)
+            write_metrics(read_settings(args.settings), args.metrics, args.predictions)
             return 0
         config = load_config(args.configfile, args.schema)
         print(json.dumps(gee_plan(config, args.aoi, args.results), indent=2))

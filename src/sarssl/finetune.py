@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .atomic import write_text_atomic
+from .atomic import atomic_path, write_text_atomic
 from .bands import CHANNELS
 from .data import LazyArrays, Normalisation, StoreTiles, TileRef, split_tiles
 from .errors import ConfigError
@@ -121,6 +121,7 @@ class FinetuneSettings:
     seed: int = 0
     precision: str = "auto"
     loader_workers: int = 4
+    prediction_tiles: int = 4  # first valid test tiles whose predictions are kept (figures)
 
     def __post_init__(self):
         check_run(self.model, self.init)
@@ -313,8 +314,9 @@ def device_description(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-def finetune(settings: FinetuneSettings) -> dict:
-    """Train, select on validation, score on test; return the metrics record."""
+def finetune(settings: FinetuneSettings) -> tuple[dict, dict[str, np.ndarray]]:
+    """Train, select on validation, score on test; return the metrics record and the
+    predictions of the first `prediction_tiles` test tiles."""
     started = time.perf_counter()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(settings.seed)
@@ -324,6 +326,7 @@ def finetune(settings: FinetuneSettings) -> dict:
     model = model.to(device)
     splits = {split: split_tiles(settings.store, [split]) for split in ("train", "val", "test")}
     splits["train"] = fraction_subset(splits["train"], settings.fraction, settings.seed)
+    tile_ids = open_store(settings.store)["tile"].values
     with_images = not (settings.model == "attention-unet" and settings.init == "frozen")
     datasets = {
         split: SegmentationTiles(
@@ -359,9 +362,12 @@ def finetune(settings: FinetuneSettings) -> dict:
             best = {"val_miou": val_miou, "epoch": epoch, "state": state}
     model.load_state_dict(best["state"])
     confusion = evaluate(model, evaluation["test"], device, settings.precision)
+    examples = predict(model, datasets["test"], settings.prediction_tiles, device, settings)
+    shown = splits["test"][: len(examples["predicted"])]
+    examples["tile"] = np.array([str(tile_ids[t.index]) for t in shown])
     iou = per_class_iou(confusion)
     wall = time.perf_counter() - started
-    return {
+    record = {
         "pretrain": settings.pretrain,
         "model": settings.model,
         "init": settings.init,
@@ -381,6 +387,22 @@ def finetune(settings: FinetuneSettings) -> dict:
         "gpu_hours": wall / 3600 if device.type == "cuda" else 0.0,
         "host": socket.gethostname(),
     }
+    return record, examples
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, dataset: Dataset, count: int, device: torch.device, settings: FinetuneSettings
+) -> dict[str, np.ndarray]:
+    """Predicted classes (uint8) of the first `count` items of `dataset`."""
+    model.eval()
+    predicted = []
+    for i in range(min(count, len(dataset))):
+        batch = {k: v[None] for k, v in dataset[i].items()}
+        with autocast(device, settings.precision):
+            predicted.append(forward(model, batch, device).argmax(dim=1)[0].cpu().numpy())
+    empty = np.zeros((0, 0, 0), dtype=np.uint8)
+    return {"predicted": np.stack(predicted).astype(np.uint8) if predicted else empty}
 
 
 def finite_or_none(value: float) -> float | None:
@@ -395,8 +417,13 @@ def read_settings(path: str | Path) -> FinetuneSettings:
     return FinetuneSettings(**json.loads(Path(path).read_text()))
 
 
-def write_metrics(settings: FinetuneSettings, path: str | Path) -> dict:
-    """Run and write metrics.json atomically (written only when the run is complete)."""
-    record = finetune(settings)
-    write_text_atomic(path, json.dumps(record, indent=2, allow_nan=False))
+def write_metrics(
+    settings: FinetuneSettings, metrics_path: str | Path, predictions_path: str | Path
+) -> dict:
+    """Run; write the example predictions, then metrics.json (each atomically: metrics.json
+    exists only for a complete run)."""
+    record, examples = finetune(settings)
+    with atomic_path(predictions_path) as tmp, open(tmp, "wb") as stream:
+        np.savez_compressed(stream, **examples)
+    write_text_atomic(metrics_path, json.dumps(record, indent=2, allow_nan=False))
     return record

@@ -281,3 +281,62 @@ def finetune_gpu(wildcards):
     from sarssl.finetune import runs_vit
 
     return 1 if runs_vit(wildcards.model, wildcards.init) else int(FINETUNE["unet_gpu"])
+
+
+# --- Results ------------------------------------------------------------------------------
+
+
+def evaluation_aoi(pretrain):
+    """Where a backbone's attention is shown and scored: the fine-tuning AOI, else the
+    first AOI it was pre-trained on."""
+    return FINETUNE["aoi"] or PRETRAIN[pretrain]["aois"][0]
+
+
+def runs_of(pretrain, models):
+    return [run for run in finetune_runs() if run[0] == pretrain and run[1] in models]
+
+
+def metrics_files(runs):
+    from sarssl.finetune import format_fraction
+
+    return [
+        FINETUNE_RUN.format(pretrain=p, model=m, init=i, fraction=format_fraction(f))
+        + "metrics.json"
+        for p, m, i, f in runs
+    ]
+
+
+TABLE1_MODELS = ("attention-unet", "tokens-decoder")
+SI_MODELS = ("s1grd-unet", "s1grd-attention-unet")
+
+
+def figure2_runs(wildcards):
+    """Example predictions of the attention-only and S1GRD + attention U-Nets: the largest
+    fraction, pre-trained frozen backbone if in the grid."""
+    init = "frozen" if "frozen" in FINETUNE["inits"] else FINETUNE["inits"][0]
+    fraction = max(FINETUNE["fractions"])
+    return {
+        key: metrics_files([(wildcards.pretrain, model, init, fraction)])[0].replace(
+            "metrics.json", "predictions.npz"
+        )
+        for key, model in (
+            ("attention", "attention-unet"),
+            ("s1grd", "s1grd-attention-unet"),
+        )
+    }
+
+
+def results_targets():
+    targets = [f"results/tables/emergent_{name}.md" for name in PRETRAIN] + [
+        f"results/figures/heads_landcover_{name}.png" for name in PRETRAIN
+    ]
+    targets += [f"results/figures/training_curves_{name}.png" for name in PRETRAIN]
+    if finetune_runs():
+        targets.append("results/tables/runs.csv")
+    targets += [f"results/tables/table1_{name}.md" for name in FINETUNE["pretrain"]]
+    baseline = FINETUNE["unet_baselines"]
+    if baseline:
+        targets.append(f"results/tables/si_table2_{baseline}.md")
+        if baseline in FINETUNE["pretrain"] and "attention" in FINETUNE["encodings"]:
+            targets.append(f"results/figures/attention_predictions_{baseline}.png")
+    return targets

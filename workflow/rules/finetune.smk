@@ -8,6 +8,7 @@ rule finetune:
     output:
         metrics="results/finetune/{pretrain}/{model}/{init}/frac{fraction}/metrics.json",
         config="results/finetune/{pretrain}/{model}/{init}/frac{fraction}/config.json",
+        predictions="results/finetune/{pretrain}/{model}/{init}/frac{fraction}/predictions.npz",
     log:
         "results/finetune/{pretrain}/{model}/{init}/frac{fraction}/train.log",
     benchmark:

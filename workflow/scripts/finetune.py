@@ -12,5 +12,7 @@ with job_log(snakemake.log[0]):
             snakemake.output.config,
             "--metrics",
             snakemake.output.metrics,
+            "--predictions",
+            snakemake.output.predictions,
         ]
     )

@@ -1,0 +1,134 @@
+"""The MIoU tables from the runs' metrics.json files.
+
+- Table 1 (one per pre-training): rows from scratch / with pre-training (backbone frozen) /
+  with pre-training (backbone not frozen); columns attention maps x fractions, then tokens x
+  fractions.
+- SI Table 2: rows U-Net on S1GRD only, then U-Net on S1GRD + attention maps from scratch /
+  frozen / not frozen; columns fractions.
+- runs.csv: every run of the grid, one row each, with its parameters, status, MIoU,
+  per-class IoU, wall time, device, GPU-hours and the difference to the from-scratch run of
+  the same model and fraction (how the paper states its findings).
+
+A run whose metrics.json is absent shows as missing (its folder holds the resolved config
+but no metrics: it failed or is still running), never as a number.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import write_text_atomic
+from .finetune import format_fraction
+
+INIT_ROWS = {
+    "scratch": "from scratch",
+    "frozen": "with pre-training (backbone frozen)",
+    "finetuned": "with pre-training (backbone not frozen)",
+}
+ENCODING_COLUMNS = {"attention-unet": "attention maps", "tokens-decoder": "tokens"}
+S1GRD_ONLY = "U-Net on S1GRD only"
+MISSING = "missing"
+
+
+def percent(fraction: float) -> str:
+    return f"{format_fraction(fraction)} %"
+
+
+def with_attention(init_row: str) -> str:
+    return f"U-Net on S1GRD + attention maps, {init_row}"
+
+
+def run_folder(results: Path, pretrain: str, model: str, init: str, fraction: float) -> Path:
+    return results / "finetune" / pretrain / model / init / f"frac{format_fraction(fraction)}"
+
+
+def collect_runs(results: str | Path, runs: list[tuple[str, str, str, float]]) -> pd.DataFrame:
+    """One row per (pretrain, model, init, fraction) of the grid, with its metrics or its
+    status: ok, failed (config written, no metrics) or missing (never started)."""
+    rows = []
+    for pretrain, model, init, fraction in runs:
+        folder = run_folder(Path(results), pretrain, model, init, fraction)
+        row = {"pretrain": pretrain, "model": model, "init": init, "fraction": fraction}
+        metrics = folder / "metrics.json"
+        if metrics.is_file():
+            record = json.loads(metrics.read_text())
+            row |= {
+                "status": "ok",
+                "miou": record["miou"],
+                "val_miou": record["val_miou"],
+                "best_epoch": record["best_epoch"],
+                "epochs": record["epochs"],
+                "train_tiles": record["tiles"]["train"],
+                "wall_time_s": record["wall_time_s"],
+                "device": record["device"],
+                "gpu_hours": record["gpu_hours"],
+                **{f"iou_{name}": iou for name, iou in record["per_class_iou"].items()},
+            }
+        else:
+            status = "failed or running" if (folder / "config.json").is_file() else MISSING
+            row |= {"status": status, "miou": np.nan}
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    scratch = frame[frame["init"] == "scratch"].set_index(["pretrain", "model", "fraction"])
+    key = pd.MultiIndex.from_frame(frame[["pretrain", "model", "fraction"]])
+    frame["miou_minus_scratch"] = frame["miou"].to_numpy() - scratch["miou"].reindex(key).to_numpy()
+    return frame
+
+
+def table1(runs: pd.DataFrame, pretrain: str, fractions: list[float]) -> pd.DataFrame:
+    """MIoU of one pre-training's runs in the paper's Table 1 layout (NaN = missing)."""
+    mine = runs[runs["pretrain"] == pretrain]
+    columns = pd.MultiIndex.from_tuples(
+        [(label, percent(f)) for label in ENCODING_COLUMNS.values() for f in fractions],
+        names=["encoding", "fraction"],
+    )
+    table = pd.DataFrame(np.nan, index=list(INIT_ROWS.values()), columns=columns)
+    for row in mine.itertuples():
+        if row.model in ENCODING_COLUMNS:
+            column = (ENCODING_COLUMNS[row.model], percent(row.fraction))
+            table.loc[INIT_ROWS[row.init], column] = row.miou
+    return table
+
+
+def si_table2(runs: pd.DataFrame, pretrain: str, fractions: list[float]) -> pd.DataFrame:
+    """MIoU of the U-Nets in the SI Table 2 layout (NaN = missing)."""
+    mine = runs[runs["pretrain"] == pretrain]
+    rows = [S1GRD_ONLY] + [with_attention(label) for label in INIT_ROWS.values()]
+    table = pd.DataFrame(np.nan, index=rows, columns=[percent(f) for f in fractions])
+    for row in mine.itertuples():
+        column = percent(row.fraction)
+        if row.model == "s1grd-unet":
+            table.loc[S1GRD_ONLY, column] = row.miou
+        elif row.model == "s1grd-attention-unet":
+            table.loc[with_attention(INIT_ROWS[row.init]), column] = row.miou
+    return table
+
+
+def markdown(table: pd.DataFrame, title: str) -> str:
+    """MIoU in %, one decimal; a missing run as 'missing'."""
+    flat = table.copy()
+    if isinstance(flat.columns, pd.MultiIndex):
+        flat.columns = [" ".join(c) for c in flat.columns]
+    header = "| | " + " | ".join(map(str, flat.columns)) + " |"
+    lines = [f"**{title}** (MIoU, %)", "", header, "|---" * (len(flat.columns) + 1) + "|"]
+    for label, values in flat.iterrows():
+        cells = [MISSING if pd.isna(v) else f"{100 * v:.1f}" for v in values]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(table: pd.DataFrame, csv_path: str | Path, md_path: str | Path, title: str) -> None:
+    write_text_atomic(csv_path, table.to_csv(na_rep=MISSING))
+    write_text_atomic(md_path, markdown(table, title))
+
+
+def frame_markdown(frame: pd.DataFrame, title: str, digits: int = 3) -> str:
+    """Any table as Markdown, numbers rounded to `digits`."""
+    lines = [f"**{title}**", "", "| " + " | ".join(map(str, frame.columns)) + " |"]
+    lines.append("|---" * len(frame.columns) + "|")
+    for values in frame.itertuples(index=False):
+        cells = [f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in values]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

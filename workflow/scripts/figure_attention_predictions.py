@@ -1,0 +1,14 @@
+from pathlib import Path
+
+from sarssl.logs import job_log
+from sarssl.report import attention_and_predictions
+
+with job_log(snakemake.log[0]):
+    attention_and_predictions(
+        Path(snakemake.input.stats).parent / "dataset.zarr",
+        Path(snakemake.input.maps).parent,
+        snakemake.input.attention,
+        snakemake.input.s1grd,
+        snakemake.output[0],
+        f"{snakemake.wildcards.pretrain}: attention maps and predictions (test tiles)",
+    )
