@@ -1,6 +1,7 @@
 """Command line: `sarssl gee-plan` prints what an Earth Engine export would request;
 `sarssl pretrain` runs DINO pre-training (the entry point torchrun launches per GPU);
-`sarssl finetune` one run of the fine-tuning grid.
+`sarssl finetune` one run of the fine-tuning grid; `sarssl tables` the MIoU tables from the
+runs finished so far.
 
 Run from the repository root (like snakemake): paths in the config are relative to it.
 """
@@ -24,6 +25,7 @@ from .finetune import read_settings, write_metrics
 from .gee import export_requests
 from .grid import build_tile_grid, read_aoi, read_tiles, tile_bounds, tiles_file_name
 from .pretrain import PretrainSettings, train
+from .results import write_all_tables
 
 # Half a tile's side around the AOI's representative point: enough for geetiles to place
 # one example chip when the AOI's grid is not built yet.
@@ -109,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     finetune.add_argument(
         "--predictions", type=Path, required=True, help="npz of example test predictions"
     )
+    tables = commands.add_parser(
+        "tables", help="write the MIoU tables from the runs finished so far (missing shown)"
+    )
+    tables.add_argument("--configfile", type=Path, default=Path("config/config.yaml"))
+    tables.add_argument("--schema", type=Path, default=Path("config/schema.yaml"))
+    tables.add_argument("--results", type=Path, default=Path("results"))
     args = parser.parse_args(argv)
     if args.command in ("pretrain", "finetune"):
         logging.basicConfig(
@@ -123,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             write_metrics(read_settings(args.settings), args.metrics, args.predictions)
             return 0
         config = load_config(args.configfile, args.schema)
+        if args.command == "tables":
+            for path in write_all_tables(args.results, config["finetune"]):
+                print(path)
+            return 0
         print(json.dumps(gee_plan(config, args.aoi, args.results), indent=2))
     except ConfigError as err:
         print(f"sarssl: {err}", file=sys.stderr)

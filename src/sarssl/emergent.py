@@ -11,6 +11,7 @@ ignored). For each head:
 - AUC: for each class present, the ROC AUC of the attention value for telling tokens of
   that class from the others (Mann-Whitney, ties averaged), folded as max(AUC, 1 - AUC)
   because a head may attend away from a class; the mean over classes and the best class.
+  Classes with fewer than MIN_CLASS_TOKENS tokens in the sample are left out.
 
 A randomly initialised ViT of the same architecture is the reference: its heads show what
 the patch statistics alone give, without pre-training.
@@ -31,6 +32,7 @@ from .store import open_store
 from .worldcover import CLASSES, IGNORE_INDEX, NUM_CLASSES
 
 ATTENTION_BINS = 4
+MIN_CLASS_TOKENS = 50  # rarer classes give AUCs of a handful of tokens: left out
 
 
 def patch_labels(labels: np.ndarray, grid: tuple[int, int], num_classes: int, ignore: int):
@@ -88,7 +90,8 @@ def head_scores(
         truth = classes[valid]
         nmi = normalised_mutual_information(quantile_bins(attention)[valid], truth)
         aucs = {}
-        for c in np.unique(truth):
+        present, counts = np.unique(truth, return_counts=True)
+        for c in present[counts >= MIN_CLASS_TOKENS]:
             auc = roc_auc(attention[valid], truth == c)
             aucs[class_names[c]] = max(auc, 1 - auc)
         best = max(aucs, key=aucs.get) if aucs else None

@@ -67,6 +67,22 @@ def show_landcover(axis: Axes, labels: np.ndarray, title: str) -> None:
     axis.set_title(title, fontsize=8)
 
 
+def show_heads(axes: np.ndarray, maps: np.ndarray) -> None:
+    """One attention map (head, h, w) per axis."""
+    for head, axis in enumerate(axes):
+        axis.imshow(maps[head], cmap="inferno", interpolation="nearest")
+        axis.set_title(f"head {head}", fontsize=8)
+
+
+def finish_tile_figure(figure: Figure, axes: np.ndarray, path: str | Path, title: str) -> None:
+    """No ticks, the title, the land-cover legend below; saved."""
+    clean(axes)
+    figure.suptitle(title, fontsize=10)
+    landcover_legend(figure)
+    figure.subplots_adjust(bottom=0.12)
+    save(figure, path)
+
+
 def clean(axes: np.ndarray) -> None:
     for axis in np.atleast_1d(axes).ravel():
         axis.set_xticks([])
@@ -91,17 +107,11 @@ def attention_and_predictions(
     for row, tile in enumerate(tiles):
         axes[row, 0].imshow(sar_composite(images[row]))
         axes[row, 0].set_title(f"S1GRD {tile}", fontsize=7)
-        for head in range(heads):
-            axes[row, 1 + head].imshow(maps[row, head], cmap="inferno", interpolation="nearest")
-            axes[row, 1 + head].set_title(f"head {head}", fontsize=8)
+        show_heads(axes[row, 1 : 1 + heads], maps[row])
         show_landcover(axes[row, heads + 1], attention_only[row], "attention maps U-Net")
         show_landcover(axes[row, heads + 2], with_s1grd[row], "S1GRD + attention U-Net")
         show_landcover(axes[row, heads + 3], truth[row], "ESA WorldCover")
-    clean(axes)
-    figure.suptitle(title, fontsize=10)
-    landcover_legend(figure)
-    figure.subplots_adjust(bottom=0.12)
-    save(figure, path)
+    finish_tile_figure(figure, axes, path, title)
 
 
 def heads_and_landcover(
@@ -113,14 +123,8 @@ def heads_and_landcover(
     axes = figure.subplots(n, heads + 1, squeeze=False)
     for row, tile in enumerate(tiles):
         show_landcover(axes[row, 0], truth[row], f"land cover {tile}")
-        for head in range(heads):
-            axes[row, 1 + head].imshow(maps[row, head], cmap="inferno", interpolation="nearest")
-            axes[row, 1 + head].set_title(f"head {head}", fontsize=8)
-    clean(axes)
-    figure.suptitle(title, fontsize=10)
-    landcover_legend(figure)
-    figure.subplots_adjust(bottom=0.12)
-    save(figure, path)
+        show_heads(axes[row, 1 : 1 + heads], maps[row])
+    finish_tile_figure(figure, axes, path, title)
 
 
 def training_curves(
@@ -129,14 +133,20 @@ def training_curves(
     """Pre-training loss and teacher entropy per step; fine-tuning validation MIoU per
     epoch, one panel per model, one line per initialisation and fraction."""
     models = sorted(histories["model"].unique()) if len(histories) else []
-    figure = Figure(figsize=(4 * (2 + len(models)), 3.2))
-    axes = figure.subplots(1, 2 + len(models))
-    axes = np.atleast_1d(axes)
+    columns = 2 if len(models) <= 2 else 3
+    rows = 1 + -(-len(models) // columns)
+    figure = Figure(figsize=(4.2 * columns, 3.2 * rows))
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for unused in grid[0, 2:]:
+        unused.set_visible(False)
+    axes = [grid[0, 0], grid[0, 1], *grid[1:].ravel()]
+    for unused in axes[2 + len(models) :]:
+        unused.set_visible(False)
     axes[0].plot(pretrain_metrics["step"], pretrain_metrics["loss"])
     axes[0].set(title="DINO loss", xlabel="step")
     axes[1].plot(pretrain_metrics["step"], pretrain_metrics["teacher_entropy"], color="C1")
     axes[1].set(title="teacher entropy (collapse: -> 0)", xlabel="step")
-    for axis, model in zip(axes[2:], models, strict=True):
+    for axis, model in zip(axes[2:], models, strict=False):
         for (init, fraction), run in histories[histories["model"] == model].groupby(
             ["init", "fraction"]
         ):
@@ -158,6 +168,8 @@ def emergent_scores(table: pd.DataFrame, path: str | Path, title: str) -> None:
         for i, backbone in enumerate(backbones):
             rows = table[table["backbone"] == backbone]
             axis.bar(rows["head"] + i * width, rows[score], width, label=backbone)
+        heads = np.sort(table["head"].unique())
+        axis.set_xticks(heads + width * (len(backbones) - 1) / 2, [str(h) for h in heads])
         axis.set(title=score.replace("_", " "), xlabel="head")
         if score == "mean_auc":
             axis.axhline(0.5, color="grey", lw=0.8, ls="--")

@@ -55,6 +55,27 @@ MODEL_INITS = {
 ENCODING_MODELS = {"attention": "attention-unet", "tokens": "tokens-decoder"}
 
 
+def grid_runs(finetune: dict) -> list[tuple[str, str, str, float]]:
+    """(pretrain, model, init, fraction) of every run of the config's finetune section:
+    Table 1's encodings x inits x fractions per pre-training, and SI Table 2's U-Nets."""
+    runs = [
+        (pretrain, ENCODING_MODELS[encoding], init, fraction)
+        for pretrain in finetune["pretrain"]
+        for encoding in finetune["encodings"]
+        for init in finetune["inits"]
+        for fraction in finetune["fractions"]
+    ]
+    baseline = finetune["unet_baselines"]
+    if baseline:
+        runs += [(baseline, "s1grd-unet", "scratch", f) for f in finetune["fractions"]]
+        runs += [
+            (baseline, "s1grd-attention-unet", init, fraction)
+            for init in finetune["inits"]
+            for fraction in finetune["fractions"]
+        ]
+    return runs
+
+
 def uses_vit(model: str) -> bool:
     return model != "s1grd-unet"
 

@@ -65,7 +65,9 @@ def run_histories(metrics_files: list[str | Path]) -> pd.DataFrame:
         record = json.loads(Path(path).read_text())
         for epoch in record["history"]:
             rows.append({k: record[k] for k in ("model", "init", "fraction")} | epoch)
-    return pd.DataFrame(rows, columns=["model", "init", "fraction", "epoch", "train_loss", "val_miou"])
+    return pd.DataFrame(
+        rows, columns=["model", "init", "fraction", "epoch", "train_loss", "val_miou"]
+    )
 
 
 def training_curves(

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_text_atomic
-from .finetune import format_fraction
+from .finetune import format_fraction, grid_runs
 
 INIT_ROWS = {
     "scratch": "from scratch",
@@ -132,3 +132,25 @@ def frame_markdown(frame: pd.DataFrame, title: str, digits: int = 3) -> str:
         cells = [f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in values]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def write_all_tables(results: str | Path, finetune: dict) -> list[Path]:
+    """Every table of the config's grid from the runs finished so far (the rules wait for
+    the whole grid; this shows a grid in progress or with failed runs)."""
+    tables = Path(results) / "tables"
+    frame = collect_runs(results, grid_runs(finetune))
+    write_text_atomic(tables / "runs.csv", frame.to_csv(index=False))
+    written = [tables / "runs.csv"]
+    layouts = [(table1, "table1", "Table 1", p) for p in finetune["pretrain"]]
+    if finetune["unet_baselines"]:
+        layouts.append((si_table2, "si_table2", "SI Table 2", finetune["unet_baselines"]))
+    for layout, stem, title, pretrain in layouts:
+        csv_path, md_path = (tables / f"{stem}_{pretrain}.{ext}" for ext in ("csv", "md"))
+        write_table(
+            layout(frame, pretrain, finetune["fractions"]),
+            csv_path,
+            md_path,
+            f"{title}, {pretrain}",
+        )
+        written += [csv_path, md_path]
+    return written

@@ -192,24 +192,9 @@ check_finetune_config()
 
 def finetune_runs():
     """(pretrain, model, init, fraction) of every run of the grid in the config."""
-    from sarssl.finetune import ENCODING_MODELS
+    from sarssl.finetune import grid_runs
 
-    runs = [
-        (pretrain, ENCODING_MODELS[encoding], init, fraction)
-        for pretrain in FINETUNE["pretrain"]
-        for encoding in FINETUNE["encodings"]
-        for init in FINETUNE["inits"]
-        for fraction in FINETUNE["fractions"]
-    ]
-    baseline = FINETUNE["unet_baselines"]
-    if baseline:
-        runs += [(baseline, "s1grd-unet", "scratch", f) for f in FINETUNE["fractions"]]
-        runs += [
-            (baseline, "s1grd-attention-unet", init, fraction)
-            for init in FINETUNE["inits"]
-            for fraction in FINETUNE["fractions"]
-        ]
-    return runs
+    return grid_runs(FINETUNE)
 
 
 def finetune_targets():
