@@ -1,6 +1,7 @@
 """The workflow through a real SLURM: `snakemake --cores all --profile slurm` from the
 repository root, on a single-node cluster these tests start (see slurm_cluster.py)."""
 
+import json
 import re
 import subprocess
 import sys
@@ -8,7 +9,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, SEED, TEST_TILE_PX, TINY_AOI_WKT, tiny_pretrain_config
+from conftest import (
+    REPO,
+    SEED,
+    TEST_TILE_PX,
+    TINY_AOI_WKT,
+    tiny_finetune_config,
+    tiny_pretrain_config,
+)
 from slurm_cluster import FIRST_STATUS_CHECK_S, LocalSlurm, slurm_available
 
 from sarssl.store import open_store
@@ -64,10 +72,21 @@ def write_config(workdir: Path, aois: dict[str, str]) -> Path:
         "split": {"nbands": 5, "angle": 0.0},
         "synthetic": {"seed": SEED},
         **tiny_pretrain_config(["tiny"]),
+        "finetune": tiny_finetune_config("tiny", [50]),
     }
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+# The data of both AOIs, the pre-training and its attention maps (the fine-tuning grid is
+# left to its own test: each level of the DAG costs SLURM status checks).
+CLUSTER_TARGETS = (
+    "results/tiny/stats.json",
+    "results/broken/stats.json",
+    "results/pretrain/tiny-vit/attention/tiny.zarr/zarr.json",
+)
+FINETUNE_RUN = "results/finetune/tiny-vit/attention-unet/finetuned/frac50/metrics.json"
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +94,7 @@ def cluster_run(cluster, tmp_path_factory):
     """One run over a good AOI and a broken one (its polygon is not WKT)."""
     workdir = tmp_path_factory.mktemp("slurm-workflow")
     config = write_config(workdir, {"tiny": TINY_AOI_WKT, "broken": "POLYGON ((not a polygon))"})
-    return workdir, config, profile_run(workdir, config)
+    return workdir, config, profile_run(workdir, config, *CLUSTER_TARGETS)
 
 
 def test_the_workflow_runs_as_slurm_jobs_and_a_failure_stops_nothing_else(cluster_run):
@@ -104,6 +123,20 @@ def test_pretraining_and_attention_maps_run_as_gpu_jobs(cluster_run):
         assert "TresPerJob=gres:gpu:1" in job, f"{rule}: {job}"
     assert (workdir / "results/pretrain/tiny-vit/checkpoint.pt").is_file()
     assert (workdir / "results/pretrain/tiny-vit/attention/tiny.zarr/zarr.json").is_file()
+
+
+def test_a_finetuning_run_requested_by_its_path_runs_as_a_gpu_job(cluster_run):
+    workdir, config, _ = cluster_run
+    result = profile_run(workdir, config, FINETUNE_RUN)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (jobid,) = re.findall(
+        r"submitted with SLURM jobid (\d+) \(log: \S*/rule_finetune/", result.stderr
+    )
+    job = subprocess.run(
+        ["scontrol", "show", "job", jobid], capture_output=True, text=True, check=True
+    ).stdout
+    assert "TresPerJob=gres:gpu:1" in job
+    assert json.loads((workdir / FINETUNE_RUN).read_text())["miou"] is not None
 
 
 def test_a_failed_job_is_reported_with_its_log_and_a_rerun_resumes(cluster_run):

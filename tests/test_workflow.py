@@ -135,6 +135,26 @@ def test_the_workflow_runs_the_finetuning_grid_one_folder_per_run(workflow_run):
         assert "val MIoU" in (folder / "train.log").read_text()
 
 
+def test_the_workflow_writes_tables_figures_and_a_report(workflow_run):
+    workdir, configfile, _ = workflow_run
+    tables, figures = workdir / "results/tables", workdir / "results/figures"
+    table1 = pd.read_csv(tables / "table1_tiny-vit.csv", header=[0, 1], index_col=0)
+    assert table1.shape == (2, 1) and not table1.isin(["missing"]).any().any()
+    si = pd.read_csv(tables / "si_table2_tiny-vit.csv", index_col=0)
+    assert si.shape == (3, 1) and not si.isin(["missing"]).any().any()
+    assert "missing" not in (tables / "table1_tiny-vit.md").read_text()
+    runs = pd.read_csv(tables / "runs.csv")
+    assert len(runs) == len(FINETUNE_RUNS) and (runs["status"] == "ok").all()
+    emergent = pd.read_csv(tables / "emergent_tiny-vit.csv")
+    assert set(emergent["backbone"]) == {"pre-trained (student)", "random init (reference)"}
+    assert len(emergent) == 2 * 3  # 3 heads each
+    for name in ("attention_predictions", "heads_landcover", "training_curves", "emergent"):
+        assert (figures / f"{name}_tiny-vit.png").read_bytes()[:4] == b"\x89PNG"
+    report = workdir / "report.html"
+    snakemake(workdir, "--report", str(report), "--configfile", str(configfile))
+    assert report.stat().st_size > 100_000
+
+
 def test_a_new_fraction_adds_only_its_runs(workflow_run):
     workdir, _, _ = workflow_run
     config = yaml.safe_load((workdir / "config.yaml").read_text())

@@ -77,25 +77,38 @@ def collect_runs(results: str | Path, runs: list[tuple[str, str, str, float]]) -
     return frame
 
 
+def present(values: pd.Series, order) -> list:
+    """The members of `order` found in `values`, in that order (the grid's rows and
+    columns: a missing run is still in the grid, so its cell stays)."""
+    found = set(values)
+    return [value for value in order if value in found]
+
+
 def table1(runs: pd.DataFrame, pretrain: str, fractions: list[float]) -> pd.DataFrame:
     """MIoU of one pre-training's runs in the paper's Table 1 layout (NaN = missing)."""
-    mine = runs[runs["pretrain"] == pretrain]
+    mine = runs[(runs["pretrain"] == pretrain) & runs["model"].isin(list(ENCODING_COLUMNS))]
     columns = pd.MultiIndex.from_tuples(
-        [(label, percent(f)) for label in ENCODING_COLUMNS.values() for f in fractions],
+        [
+            (ENCODING_COLUMNS[model], percent(f))
+            for model in present(mine["model"], ENCODING_COLUMNS)
+            for f in fractions
+        ],
         names=["encoding", "fraction"],
     )
-    table = pd.DataFrame(np.nan, index=list(INIT_ROWS.values()), columns=columns)
+    rows = [INIT_ROWS[init] for init in present(mine["init"], INIT_ROWS)]
+    table = pd.DataFrame(np.nan, index=rows, columns=columns)
     for row in mine.itertuples():
-        if row.model in ENCODING_COLUMNS:
-            column = (ENCODING_COLUMNS[row.model], percent(row.fraction))
-            table.loc[INIT_ROWS[row.init], column] = row.miou
+        column = (ENCODING_COLUMNS[row.model], percent(row.fraction))
+        table.loc[INIT_ROWS[row.init], column] = row.miou
     return table
 
 
 def si_table2(runs: pd.DataFrame, pretrain: str, fractions: list[float]) -> pd.DataFrame:
     """MIoU of the U-Nets in the SI Table 2 layout (NaN = missing)."""
     mine = runs[runs["pretrain"] == pretrain]
-    rows = [S1GRD_ONLY] + [with_attention(label) for label in INIT_ROWS.values()]
+    with_maps = mine[mine["model"] == "s1grd-attention-unet"]
+    rows = [S1GRD_ONLY] if (mine["model"] == "s1grd-unet").any() else []
+    rows += [with_attention(INIT_ROWS[init]) for init in present(with_maps["init"], INIT_ROWS)]
     table = pd.DataFrame(np.nan, index=rows, columns=[percent(f) for f in fractions])
     for row in mine.itertuples():
         column = percent(row.fraction)
