@@ -79,14 +79,15 @@ def write_config(workdir: Path, aois: dict[str, str]) -> Path:
     return path
 
 
-# The data of both AOIs, the pre-training and its attention maps (the fine-tuning grid is
-# left to its own test: each level of the DAG costs SLURM status checks).
+# The data of both AOIs, the pre-training, its attention maps and one fine-tuning run (not
+# the whole grid and results: each level of the DAG costs SLURM status checks).
+FINETUNE_RUN = "results/finetune/tiny-vit/attention-unet/finetuned/frac50/metrics.json"
 CLUSTER_TARGETS = (
     "results/tiny/stats.json",
     "results/broken/stats.json",
     "results/pretrain/tiny-vit/attention/tiny.zarr/zarr.json",
+    FINETUNE_RUN,
 )
-FINETUNE_RUN = "results/finetune/tiny-vit/attention-unet/finetuned/frac50/metrics.json"
 
 
 @pytest.fixture(scope="module")
@@ -108,13 +109,13 @@ def test_the_workflow_runs_as_slurm_jobs_and_a_failure_stops_nothing_else(cluste
     assert (workdir / "results/tiny/stats.json").is_file()
 
 
-def test_pretraining_and_attention_maps_run_as_gpu_jobs(cluster_run):
+def test_pretraining_attention_and_finetuning_run_as_gpu_jobs(cluster_run):
     workdir, _, result = cluster_run
     jobs = re.findall(
-        r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(pretrain|attention_maps)/",
+        r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(pretrain|attention_maps|finetune)/",
         result.stderr,
     )
-    assert sorted(rule for _, rule in jobs) == ["attention_maps", "pretrain"]
+    assert sorted(rule for _, rule in jobs) == ["attention_maps", "finetune", "pretrain"]
     for jobid, rule in jobs:
         # Finished jobs stay visible for MinJobAge: their allocation shows the GPU.
         job = subprocess.run(
@@ -123,19 +124,6 @@ def test_pretraining_and_attention_maps_run_as_gpu_jobs(cluster_run):
         assert "TresPerJob=gres:gpu:1" in job, f"{rule}: {job}"
     assert (workdir / "results/pretrain/tiny-vit/checkpoint.pt").is_file()
     assert (workdir / "results/pretrain/tiny-vit/attention/tiny.zarr/zarr.json").is_file()
-
-
-def test_a_finetuning_run_requested_by_its_path_runs_as_a_gpu_job(cluster_run):
-    workdir, config, _ = cluster_run
-    result = profile_run(workdir, config, FINETUNE_RUN)
-    assert result.returncode == 0, result.stdout + result.stderr
-    (jobid,) = re.findall(
-        r"submitted with SLURM jobid (\d+) \(log: \S*/rule_finetune/", result.stderr
-    )
-    job = subprocess.run(
-        ["scontrol", "show", "job", jobid], capture_output=True, text=True, check=True
-    ).stdout
-    assert "TresPerJob=gres:gpu:1" in job
     assert json.loads((workdir / FINETUNE_RUN).read_text())["miou"] is not None
 
 

@@ -172,8 +172,6 @@ def test_a_new_fraction_adds_only_its_runs(workflow_run):
     ("target", "named"),
     [
         ("results/finetune/tiny-vit/segformer/scratch/frac50/metrics.json", "'segformer'"),
-        ("results/finetune/tiny-vit/s1grd-unet/frozen/frac50/metrics.json", "'frozen'"),
-        ("results/finetune/nope/attention-unet/frozen/frac50/metrics.json", "'nope'"),
         ("results/finetune/tiny-vit/attention-unet/frozen/frac1/metrics.json", "fraction 1 %"),
     ],
 )
@@ -225,6 +223,8 @@ PRETRAIN_RUN = {
         ),
         ({"pretrain": [{**PRETRAIN_RUN, "architecture": "vit_huge_typo"}]}, "vit_huge_typo"),
         ({"dino": {"local_px": 100}}, "local_px"),
+        ({"finetune": {"aoi": "x", "pretrain": ["nope"]}}, "pretrain runs ['nope']"),
+        ({"finetune": {"encodings": ["pixels"]}}, "pixels"),
     ],
 )
 def test_an_invalid_config_fails_at_start_naming_the_key(tmp_path, change, named):
