@@ -291,3 +291,15 @@ def test_attention_maps_of_every_tile_to_zarr_and_georeferenced_geotiffs(store, 
         west, north = transform @ (0, 0)
         east, south = transform @ (32, 32)  # the tile's corners: the maps lie on the tile
         np.testing.assert_allclose(tuple(src.bounds), (west, south, east, north), atol=1e-9)
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(store, tmp_path, caplog):
+    train(tiny_settings(store, epochs=1), tmp_path)
+    first = state_of(tmp_path)
+    with caplog.at_level("WARNING"):
+        train(tiny_settings(store, epochs=1, lr=0.01), tmp_path)
+    assert "other settings (lr): starting afresh" in caplog.text
+    again = state_of(tmp_path)
+    assert again["step"] == first["step"] == 6 and again["settings"]["lr"] == 0.01
+    block = "backbone.blocks.0.attn.qkv.weight"
+    assert not torch.equal(again["student"][block], first["student"][block])

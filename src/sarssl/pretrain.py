@@ -64,7 +64,7 @@ METRIC_FIELDS = (
 )
 # Settings that change how a run executes, not what it computes: a checkpoint written under
 # other values of these still resumes.
-EXECUTION_ONLY = frozenset({"stores", "loader_workers", "checkpoint_every", "log_every", "compile"})
+EXECUTION_ONLY = frozenset({"loader_workers", "checkpoint_every", "log_every", "compile"})
 
 
 class NonFiniteLossError(SarsslError):
