@@ -19,7 +19,7 @@ from rasterio.transform import Affine
 
 from .atomic import atomic_path
 from .attention import cls_attention
-from .data import StoreTiles, TileRef
+from .data import StoreTiles, TileRef, split_positions
 from .geotiff import write_geotiff
 from .pretrain import load_backbone
 from .store import open_store, tile_transform, write_coordinate
@@ -90,8 +90,8 @@ def extract_attention_maps(
             ]
         )
         write_coordinate(group, "transform", grid_transforms, ("tile", "affine"), "float64")
-        test_tiles = np.flatnonzero((dataset["split"].values == "test") & dataset["valid"].values)
-        examples = {int(i): maps[int(i)] for i in test_tiles[:geotiff_tiles]}
+        test_tiles = split_positions(store, ["test"])[:geotiff_tiles]
+        examples = {int(i): maps[int(i)] for i in test_tiles}
 
     Path(geotiff_dir).mkdir(parents=True, exist_ok=True)
     written = []

@@ -66,11 +66,14 @@ class TileRef:
     index: int  # position along the store's tile dimension
 
 
-def split_tiles(store: str | Path, splits: Sequence[str]) -> list[TileRef]:
-    """The valid tiles of `splits` in a finished store, in store order."""
+def split_positions(store: str | Path, splits: Sequence[str]) -> np.ndarray:
+    """Positions of the valid tiles of `splits` in a finished store, in store order."""
     dataset = open_store(store)
-    keep = np.isin(dataset["split"].values, list(splits)) & dataset["valid"].values
-    return [TileRef(str(store), int(i)) for i in np.flatnonzero(keep)]
+    return np.flatnonzero(np.isin(dataset["split"].values, list(splits)) & dataset["valid"].values)
+
+
+def split_tiles(store: str | Path, splits: Sequence[str]) -> list[TileRef]:
+    return [TileRef(str(store), int(i)) for i in split_positions(store, splits)]
 
 
 class LazyArrays:

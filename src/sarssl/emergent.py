@@ -26,7 +26,7 @@ import xarray as xr
 from scipy.stats import rankdata
 
 from .attention import cls_attention
-from .data import StoreTiles, TileRef
+from .data import StoreTiles, TileRef, split_positions
 from .pretrain import create_backbone, load_backbone
 from .store import open_store
 from .worldcover import CLASSES, IGNORE_INDEX, NUM_CLASSES
@@ -107,9 +107,9 @@ def head_scores(
     return pd.DataFrame(rows)
 
 
-def test_tile_sample(split: np.ndarray, valid: np.ndarray, max_tiles: int, seed: int) -> np.ndarray:
+def sample_test_tiles(store: str | Path, max_tiles: int, seed: int) -> np.ndarray:
     """Valid test tiles, a seeded sample of at most `max_tiles`, in store order."""
-    test = np.flatnonzero((split == "test") & valid)
+    test = split_positions(store, ["test"])
     if len(test) > max_tiles:
         test = np.sort(np.random.default_rng(seed).choice(test, max_tiles, replace=False))
     return test
@@ -127,7 +127,7 @@ def measure(
     same architecture on the same test tiles."""
     dataset = open_store(store)
     stored = xr.open_zarr(attention_store, consolidated=False)
-    tiles = test_tile_sample(dataset["split"].values, dataset["valid"].values, max_tiles, seed)
+    tiles = sample_test_tiles(store, max_tiles, seed)
     grid = stored.sizes["y"], stored.sizes["x"]
     classes = patch_labels(dataset["labels"].values[tiles], grid, NUM_CLASSES, IGNORE_INDEX)
     names = [c.name for c in CLASSES]

@@ -219,11 +219,10 @@ def check_attention_store(attention_store: str, store: str) -> None:
 
 def build_model(settings: FinetuneSettings) -> tuple[nn.Module, Normalisation]:
     """The run's model (ViT weights loaded or random) and its input normalisation."""
+    out_px = open_store(settings.store).sizes["y"]
     if not uses_vit(settings.model):
         normalisation = Normalisation.of_stores([settings.store])
-        model = S1AttentionUNet(
-            None, len(CHANNELS), 0, NUM_CLASSES, tile_px(settings), settings.width
-        )
+        model = S1AttentionUNet(None, len(CHANNELS), 0, NUM_CLASSES, out_px, settings.width)
         return model, normalisation
     vit, normalisation, pretrained = load_backbone(settings.checkpoint, settings.backbone)
     if settings.init == "scratch":
@@ -232,7 +231,6 @@ def build_model(settings: FinetuneSettings) -> tuple[nn.Module, Normalisation]:
     backbone = None
     if runs_vit(settings.model, settings.init):
         backbone = Backbone(vit, frozen=settings.init == "frozen")
-    out_px = tile_px(settings)
     if settings.model == "attention-unet":
         model = AttentionMapsUNet(backbone, heads, NUM_CLASSES, out_px, settings.width)
     elif settings.model == "tokens-decoder":
@@ -240,10 +238,6 @@ def build_model(settings: FinetuneSettings) -> tuple[nn.Module, Normalisation]:
     else:
         model = S1AttentionUNet(backbone, len(CHANNELS), heads, NUM_CLASSES, out_px, settings.width)
     return model, normalisation
-
-
-def tile_px(settings: FinetuneSettings) -> int:
-    return open_store(settings.store).sizes["y"]
 
 
 def parameter_groups(model: nn.Module, settings: FinetuneSettings) -> list[dict]:

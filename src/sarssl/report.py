@@ -8,15 +8,14 @@ import pandas as pd
 import xarray as xr
 
 from . import figures
+from .data import split_positions
 from .store import open_store
 
 
 def first_test_tiles(store: str | Path, count: int) -> np.ndarray:
     """Store positions of the first `count` valid test tiles (the tiles every figure and the
     runs' example predictions show)."""
-    dataset = open_store(store)
-    test = np.flatnonzero((dataset["split"].values == "test") & dataset["valid"].values)
-    return test[:count]
+    return split_positions(store, ["test"])[:count]
 
 
 def attention_and_predictions(
