@@ -21,11 +21,8 @@ from snakemake.utils import validate
 
 from .bands import aoi_datasets
 from .errors import ConfigError
-from .finetune import read_settings, write_metrics
 from .gee import export_requests
 from .grid import build_tile_grid, read_aoi, read_tiles, tile_bounds, tiles_file_name
-from .pretrain import PretrainSettings, train
-from .results import write_all_tables
 
 # Half a tile's side around the AOI's representative point: enough for geetiles to place
 # one example chip when the AOI's grid is not built yet.
@@ -123,15 +120,23 @@ def main(argv: list[str] | None = None) -> int:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
     try:
+        # torch and timm are imported only by the commands that train: gee-plan starts
+        # without them.
         if args.command == "pretrain":
+            from .pretrain import PretrainSettings, train
+
             settings = PretrainSettings.from_dict(json.loads(args.settings.read_text()))
             train(settings, args.run_dir)
             return 0
         if args.command == "finetune":
+            from .finetune import read_settings, write_metrics
+
             write_metrics(read_settings(args.settings), args.metrics, args.predictions)
             return 0
         config = load_config(args.configfile, args.schema)
         if args.command == "tables":
+            from .results import write_all_tables
+
             for path in write_all_tables(args.results, config["finetune"]):
                 print(path)
             return 0

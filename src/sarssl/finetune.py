@@ -103,6 +103,12 @@ def format_fraction(percent: float) -> str:
     return f"{percent:g}"
 
 
+def run_folder(results: str | Path, pretrain: str, model: str, init: str, fraction: float) -> Path:
+    """The folder of one run (the finetune rule's outputs)."""
+    folder = Path(results) / "finetune" / pretrain / model / init
+    return folder / f"frac{format_fraction(fraction)}"
+
+
 def subset_size(percent: float, n_tiles: int) -> int:
     """Tiles in a fraction (rounded half up); an error if that is no tile at all."""
     size = math.floor(percent / 100 * n_tiles + 0.5)
@@ -342,7 +348,8 @@ def finetune(settings: FinetuneSettings) -> tuple[dict, dict[str, np.ndarray]]:
     splits = {split: split_tiles(settings.store, [split]) for split in ("train", "val", "test")}
     splits["train"] = fraction_subset(splits["train"], settings.fraction, settings.seed)
     tile_ids = open_store(settings.store)["tile"].values
-    with_images = not (settings.model == "attention-unet" and settings.init == "frozen")
+    # Only the attention U-Net on stored maps never looks at the SAR channels.
+    with_images = settings.model != "attention-unet" or runs_vit(settings.model, settings.init)
     datasets = {
         split: SegmentationTiles(
             StoreTiles(tiles, normalisation), settings.attention_store, with_images

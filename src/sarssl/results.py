@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_text_atomic
-from .finetune import format_fraction, grid_runs
+from .finetune import format_fraction, grid_runs, run_folder
 
 INIT_ROWS = {
     "scratch": "from scratch",
@@ -38,10 +38,6 @@ def percent(fraction: float) -> str:
 
 def with_attention(init_row: str) -> str:
     return f"U-Net on S1GRD + attention maps, {init_row}"
-
-
-def run_folder(results: Path, pretrain: str, model: str, init: str, fraction: float) -> Path:
-    return results / "finetune" / pretrain / model / init / f"frac{format_fraction(fraction)}"
 
 
 def collect_runs(results: str | Path, runs: list[tuple[str, str, str, float]]) -> pd.DataFrame:

@@ -167,8 +167,6 @@ def pretrain_targets():
 # --- Fine-tuning --------------------------------------------------------------------------
 
 FINETUNE = config["finetune"]
-# The folder of one run.
-FINETUNE_RUN = "results/finetune/{pretrain}/{model}/{init}/frac{fraction}/"
 
 
 def check_finetune_config():
@@ -198,18 +196,7 @@ def finetune_runs():
 
 
 def finetune_targets():
-    from sarssl.finetune import format_fraction
-
-    return [
-        FINETUNE_RUN.format(
-            pretrain=pretrain,
-            model=model,
-            init=init,
-            fraction=format_fraction(fraction),
-        )
-        + "metrics.json"
-        for pretrain, model, init, fraction in finetune_runs()
-    ]
+    return metrics_files(finetune_runs())
 
 
 def finetune_settings(wildcards):
@@ -281,14 +268,15 @@ def runs_of(pretrain, models):
     return [run for run in finetune_runs() if run[0] == pretrain and run[1] in models]
 
 
-def metrics_files(runs):
-    from sarssl.finetune import format_fraction
+def run_file(run, name):
+    """A file of one run's folder: results/finetune/{pretrain}/{model}/{init}/frac{f}/."""
+    from sarssl.finetune import run_folder
 
-    return [
-        FINETUNE_RUN.format(pretrain=p, model=m, init=i, fraction=format_fraction(f))
-        + "metrics.json"
-        for p, m, i, f in runs
-    ]
+    return (run_folder("results", *run) / name).as_posix()
+
+
+def metrics_files(runs):
+    return [run_file(run, "metrics.json") for run in runs]
 
 
 TABLE1_MODELS = ("attention-unet", "tokens-decoder")
@@ -301,9 +289,7 @@ def figure2_runs(wildcards):
     init = "frozen" if "frozen" in FINETUNE["inits"] else FINETUNE["inits"][0]
     fraction = max(FINETUNE["fractions"])
     return {
-        key: metrics_files([(wildcards.pretrain, model, init, fraction)])[0].replace(
-            "metrics.json", "predictions.npz"
-        )
+        key: run_file((wildcards.pretrain, model, init, fraction), "predictions.npz")
         for key, model in (
             ("attention", "attention-unet"),
             ("s1grd", "s1grd-attention-unet"),
