@@ -18,7 +18,6 @@ peak (GPU only).
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from sarssl.bands import CHANNELS
+from sarssl.devices import device_description
 from sarssl.pretrain import DINOTrainer, PretrainSettings
 
 # Dense bf16 tensor-core peak (FLOP/s) by device name.
@@ -103,12 +103,6 @@ def step_flops(trainer: DINOTrainer, crops: list) -> int:
     return counter.get_total_flops()
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
 def bf16_peak(name: str) -> float | None:
     return next((peak for key, peak in BF16_PEAK.items() if key in name), None)
 
@@ -164,7 +158,7 @@ def main() -> None:
     if device.type == "cuda":
         for variant, trainer in trainers.items():
             results[variant]["step_memory_gb"] = step_memory(trainer, crops, variant)
-    name = device_name(device)
+    name = device_description(device)
     peak = bf16_peak(name)
     for row in results.values():
         row["tflops_per_s"] = flops / row["s_per_step"] / 1e12
@@ -173,7 +167,7 @@ def main() -> None:
         "device": name,
         "arch": args.arch,
         "batch": args.batch,
-        "crops": f"2x{fast_settings.image_px} + {fast_settings.local_crops}x"
+        "crops": f"2x{fast_settings.tile_px} + {fast_settings.local_crops}x"
         f"{fast_settings.local_px}",
         "out_dim": args.out_dim,
         "compile": args.compile,

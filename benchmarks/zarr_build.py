@@ -28,13 +28,12 @@ import pandas as pd
 import xarray as xr
 
 from sarssl.bands import labels_dataset_name, s1_dataset_name
-from sarssl.build import BuildSettings, build_shard, process_tile
-from sarssl.geotiff import read_raster
+from sarssl.build import BuildSettings, build_shard, process_tile, read_tile
 from sarssl.grid import build_tile_grid, read_tiles, tile_bounds, write_tiles_file
-from sarssl.seasonal import stack_tile, tile_labels
 from sarssl.sources import read_manifest, write_csv
 from sarssl.store import create_store, open_arrays
 from sarssl.synthetic import write_synthetic_shard
+from sarssl.tilegrid import TileGrid
 
 SEED = 39
 
@@ -71,15 +70,15 @@ def fresh_store(workdir: Path, method: str, n_tiles: int, tile_px: int) -> Path:
 
 def naive(store: Path, manifest: Path, settings: BuildSettings) -> None:
     """Per tile: read, stack, and write one xarray region."""
+    bounds = open_arrays(store)[2]
     for t in read_manifest(manifest).itertuples():
-        s1 = read_raster(t.s1_path, t.tile)
-        stacked = stack_tile(s1, t.tile, settings.tile_px, settings.max_nodata_fraction)
-        labels = read_raster(t.label_path, t.tile, as_float=False)
-        classes = tile_labels(labels, s1, t.tile, stacked.valid)
+        grid = TileGrid(tuple(bounds[t.index]), settings.tile_px, settings.pixel_m)
+        tile = read_tile(t.tile, t.s1_path, t.label_path, grid, settings)
+        channels = tile.stacked.channels[None].astype(np.float16)
         region = xr.Dataset(
             {
-                "s1grd": (("tile", "channel", "y", "x"), stacked.channels[None].astype(np.float16)),
-                "labels": (("tile", "y", "x"), classes[None]),
+                "s1grd": (("tile", "channel", "y", "x"), channels),
+                "labels": (("tile", "y", "x"), tile.classes[None]),
             }
         )
         region.to_zarr(
@@ -88,9 +87,10 @@ def naive(store: Path, manifest: Path, settings: BuildSettings) -> None:
 
 
 def loop(store: Path, manifest: Path, settings: BuildSettings) -> None:
-    s1grd, labels = open_arrays(store)
+    s1grd, labels, bounds = open_arrays(store)
     for t in read_manifest(manifest).itertuples():
-        process_tile(t.index, t.tile, t.s1_path, t.label_path, s1grd, labels, settings)
+        grid = TileGrid(tuple(bounds[t.index]), settings.tile_px, settings.pixel_m)
+        process_tile(t.index, t.tile, t.s1_path, t.label_path, grid, s1grd, labels, settings)
 
 
 def measure(method: str, workdir: Path, n_tiles: int, tile_px: int, threads: int) -> dict:

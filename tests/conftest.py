@@ -6,11 +6,10 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from sarssl.bands import labels_dataset_name, s1_dataset_name
-from sarssl.build import BuildSettings, build_shard, finalise
+from sarssl.build import BuildSettings, build_shard, finalise, tile_outcomes, write_rejected
 from sarssl.grid import (
     build_tile_grid,
     geographic_split,
@@ -99,16 +98,12 @@ def settings(policy: str = "record", max_nodata_fraction: float = 0.5) -> BuildS
 
 
 def build_all(data: Dataset, policy: str = "record") -> dict:
+    """The build as the workflow runs it: shards, the rejected list, then finalisation."""
     for manifest, report in zip(data.manifests, data.reports, strict=True):
         build_shard(data.store, manifest, report, settings(policy))
-    return finalise(
-        data.store,
-        read_tiles(data.tiles_file).identifier.tolist(),
-        pd.read_csv(data.splits_file, dtype={"identifier": str}),
-        data.reports,
-        data.stats,
-        data.rejected,
-    )
+    outcomes = tile_outcomes(data.store, data.tiles_file, data.splits_file, data.reports)
+    write_rejected(outcomes, data.rejected)
+    return finalise(data.store, outcomes, data.stats, data.rejected)
 
 
 # DINO for TEST_TILE_PX tiles: a ViT-Tiny (2 x 2 tokens), a small head, few steps.
@@ -147,15 +142,15 @@ def tiny_pretrain_config(aois: list[str]) -> dict:
     }
 
 
-def tiny_finetune_config(aoi: str, fractions: list[float]) -> dict:
+def tiny_finetune_config(aoi: str, percents: list[float]) -> dict:
     """A reduced grid: attention maps (frozen, fine-tuned) and the SI Table 2 U-Nets."""
     return {
         "aoi": aoi,
         "pretrain": ["tiny-vit"],
-        "fractions": fractions,
+        "percents": percents,
         "encodings": ["attention"],
         "inits": ["frozen", "finetuned"],
-        "unet_baselines": "tiny-vit",
+        "unet_baseline": "tiny-vit",
         "epochs": 1,
         "batch_size": 4,
         "width": 4,
@@ -164,3 +159,27 @@ def tiny_finetune_config(aoi: str, fractions: list[float]) -> dict:
         "mem_mb": 2000,
         "runtime": 10,
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory) -> Path:
+    """A built store of the tiny AOI, shared (read-only) by the tests that train on it."""
+    root = tmp_path_factory.mktemp("tiny-store")
+    (root / "tiny.wkt").write_text(TINY_AOI_WKT)
+    data = prepare_sources(root, root / "tiny.wkt")
+    build_all(data)
+    return data.store
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_store, tmp_path_factory) -> Path:
+    """A ViT-Tiny pre-trained on the tiny store for one epoch (shared, read-only)."""
+    from sarssl.pretrain import CHECKPOINT_NAME, settings_from_config, train
+
+    run = {"name": "tiny-vit", "architecture": "vit_tiny_patch16_224", "epochs": 1}
+    settings = settings_from_config(
+        {**run, "batch_size": 4}, TINY_DINO, [str(tiny_store)], TEST_TILE_PX
+    )
+    folder = tmp_path_factory.mktemp("tiny-pretrain")
+    train(settings, folder)
+    return folder / CHECKPOINT_NAME

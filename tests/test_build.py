@@ -106,32 +106,33 @@ def corrupt(dataset):
     """One tile per kind of bad input; returns {tile index: expected reason}."""
     manifest = pd.read_csv(dataset.manifests[0], dtype={"tile": str})
     s1, labels = manifest.s1_path, manifest.label_path
-    with rasterio.open(s1[0]) as src:
-        profile, data = src.profile, src.read()
+
+    def rewrite(i, change, names=EXPORT_BANDS):
+        """Tile i's S1 file with its data changed, on its own grid."""
+        with rasterio.open(s1[i]) as src:
+            data, transform = src.read(), src.transform
+        write_geotiff(s1[i], change(data), names, "EPSG:4326", transform, np.nan)
+
     reasons = {}
     # 0: truncated GeoTIFF
     raw = Path(s1[0]).read_bytes()
     Path(s1[0]).write_bytes(raw[: len(raw) // 3])
-    reasons[0] = "cannot read"
+    reasons[0] = "cannot read S1 file"
     # 1: wrong band count
-    write_geotiff(s1[1], data[:6], EXPORT_BANDS[:6], "EPSG:4326", profile["transform"], np.nan)
-    reasons[1] = "missing"
-    # 2: wrong size
-    write_geotiff(s1[2], data[:, :20], EXPORT_BANDS, "EPSG:4326", profile["transform"], np.nan)
-    reasons[2] = "size is 20x32 px"
+    rewrite(1, lambda d: d[:6], EXPORT_BANDS[:6])
+    reasons[1] = "bands ['autumn_VV', 'autumn_VH'] missing"
+    # 2: wrong size: 20 of the tile's 32 rows
+    rewrite(2, lambda d: d[:, :20])
+    reasons[2] = "S1 bounds differ from the tile's by +0 (west), +12 (south)"
     # 3: all nodata
-    write_geotiff(
-        s1[3], np.full_like(data, np.nan), EXPORT_BANDS, "EPSG:4326", profile["transform"], np.nan
-    )
+    rewrite(3, lambda d: np.full_like(d, np.nan))
     reasons[3] = "all pixels are nodata"
     # 4: a season with no data
-    spring = data.copy()
-    spring[2:4] = np.nan
-    write_geotiff(s1[4], spring, EXPORT_BANDS, "EPSG:4326", profile["transform"], np.nan)
+    rewrite(4, lambda d: np.where(np.isin(np.arange(8), [2, 3])[:, None, None], np.nan, d))
     reasons[4] = "season spring has no VV data"
     # 5: missing label tile
     os.remove(labels[5])
-    reasons[5] = "file missing"
+    reasons[5] = "label file missing"
     # 6: label codes outside WorldCover
     with rasterio.open(labels[6]) as src:
         codes, label_transform = src.read(), src.transform

@@ -9,27 +9,23 @@ import pytest
 import timm
 import torch
 import zarr
-from conftest import TEST_TILE_PX, TINY_AOI_WKT, TINY_DINO, build_all, prepare_sources
+from conftest import TEST_TILE_PX
 from torchmetrics.classification import MulticlassJaccardIndex
 
+from sarssl.backbone import load_checkpoint
 from sarssl.data import StoreTiles, TileRef, split_tiles
 from sarssl.errors import ConfigError
 from sarssl.finetune import (
-    FinetuneSettings,
     SegmentationTiles,
     build_model,
-    check_run,
     finetune,
     fraction_subset,
     loader,
     make_optimizer,
-    settings_from_config,
-    subset_size,
     train_epoch,
 )
 from sarssl.metrics import ConfusionMatrix, mean_iou, per_class_iou
-from sarssl.pretrain import CHECKPOINT_NAME, load_checkpoint, train
-from sarssl.pretrain import settings_from_config as pretrain_cfg
+from sarssl.runs import FinetuneSettings, check_run, settings_from_config, subset_size
 from sarssl.segmentation import AttentionMapsUNet, Backbone, S1AttentionUNet, TokenDecoder
 from sarssl.worldcover import IGNORE_INDEX, NUM_CLASSES
 
@@ -122,16 +118,9 @@ def test_every_model_predicts_11_classes_at_448(vit, frozen):
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
+def pretrained(tiny_store, tiny_checkpoint):
     """A built tiny store and a ViT-Tiny pre-trained on it for one epoch."""
-    root = tmp_path_factory.mktemp("finetune")
-    (root / "tiny.wkt").write_text(TINY_AOI_WKT)
-    data = prepare_sources(root, root / "tiny.wkt")
-    build_all(data)
-    run = {"name": "tiny-vit", "architecture": "vit_tiny_patch16_224", "epochs": 1}
-    settings = pretrain_cfg({**run, "batch_size": 4}, TINY_DINO, [str(data.store)], TEST_TILE_PX)
-    train(settings, root / "pretrain")
-    return data.store, root / "pretrain" / CHECKPOINT_NAME
+    return tiny_store, tiny_checkpoint
 
 
 def run_settings(pretrained, model: str, init: str, **overrides) -> FinetuneSettings:

@@ -79,7 +79,9 @@ def test_s1_request_has_the_seasons_filters_and_bands_of_the_paper():
     description = request.describe((-1.0, 41.7, -0.99, 41.71), 448)
     assert description["collection"] == "COPERNICUS/S1_GRD"
     assert {"property": "instrumentMode", "eq": "IW"} in description["filters"]
-    assert {"property": "orbitProperties_pass", "eq": "ASCENDING"} in description["filters"]
+    assert description["orbit_passes"] == {
+        "ASCENDING": {"property": "orbitProperties_pass", "eq": "ASCENDING"}
+    }
     contains = [f["contains"] for f in description["filters"] if "contains" in f]
     assert contains == ["VV", "VH"]
     assert season_dates(2020) == {
@@ -100,7 +102,7 @@ def test_s1_request_has_the_seasons_filters_and_bands_of_the_paper():
 
 def test_ee_expression_is_built_from_the_description_season_by_season():
     fake = FakeEarthEngine()
-    request = S1Request(2020, orbit_pass="BOTH", reducer="median")
+    request = S1Request(2020, reducer="median")
     image = request.image(fake, request.describe((-1.0, 41.7, -0.99, 41.71), 32))
     assert image.bands == EXPORT_BANDS
     (cat,) = [op for op in image.ops if op[0] == "cat"]
@@ -111,9 +113,30 @@ def test_ee_expression_is_built_from_the_description_season_by_season():
     assert ("filterDate", "2019-12-01", "2020-03-01") in winter_ops
     assert ("filter", ("eq", "instrumentMode", "IW")) in winter_ops
     assert ("filter", ("listContains", "transmitterReceiverPolarisation", "VH")) in winter_ops
-    assert not any(op[1][1] == "orbitProperties_pass" for op in winter_ops if op[0] == "filter")
+    assert ("filter", ("eq", "orbitProperties_pass", "ASCENDING")) in winter_ops
     assert seasons[0][1] == ("median",) and ("rename", ("winter_VV", "winter_VH")) in seasons[0]
     assert image.ops[-1] == ("toFloat",)
+
+
+def test_both_orbit_passes_are_composited_apart_as_geetiles_does():
+    fake = FakeEarthEngine()
+    request = S1Request(2020, orbit_pass="BOTH", reducer="median")
+    image = request.image(fake, request.describe((-1.0, 41.7, -0.99, 41.71), 32))
+    assert image.bands[:4] == ("winter_VV_asc", "winter_VH_asc", "winter_VV_des", "winter_VH_des")
+    assert len(image.bands) == 16 and request.bands == image.bands
+    passes = [source.orbit_pass for source in image.sources]
+    assert passes[:4] == ["ascending", "ascending", "descending", "descending"]
+    assert {source.reducer for source in image.sources} == {"median"}
+
+
+def test_the_export_talks_to_the_high_volume_endpoint_unless_told_otherwise(tmp_path):
+    key = tmp_path / "key.json"
+    key.write_text("{}")
+    fake = FakeEarthEngine()
+    initialize(fake, GeeAuth("my-project", str(key)), {})
+    assert fake.initialized_with["url"] == "https://earthengine-highvolume.googleapis.com"
+    initialize(fake, GeeAuth("my-project", str(key)), {}, endpoint="standard")
+    assert fake.initialized_with["url"] == "https://earthengine.googleapis.com"
 
 
 def test_worldcover_request_keeps_the_class_codes_of_the_right_version():

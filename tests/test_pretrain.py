@@ -2,9 +2,11 @@
 after kill -9, DDP (gloo, two processes) against one process, non-finite loss, attention
 maps written to Zarr and GeoTIFF. Small tiles and a small head keep each run to seconds."""
 
+import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,22 +18,32 @@ import pytest
 import rasterio
 import torch
 import xarray as xr
-from conftest import TEST_TILE_PX, TINY_DINO, build_all, prepare_sources
+from conftest import TEST_TILE_PX, TINY_DINO
 
 from sarssl.attention import cls_attention
 from sarssl.attention_maps import extract_attention_maps
-from sarssl.data import Normalisation, StepBatches, StoreTiles, split_tiles
-from sarssl.dino import DINOLoss, LossTerms
+from sarssl.backbone import load_backbone, load_checkpoint
+from sarssl.data import (
+    MultiCropTiles,
+    Normalisation,
+    StepBatches,
+    StoreTiles,
+    make_loader,
+    split_tiles,
+)
+from sarssl.dino import DINOLoss
 from sarssl.errors import ConfigError
 from sarssl.pretrain import (
     CHECKPOINT_NAME,
+    RENDEZVOUS_PORT,
+    DINOTrainer,
     NonFiniteLossError,
     PretrainSettings,
     Schedules,
     clip_gradients_per_parameter,
     create_network,
-    load_backbone,
-    load_checkpoint,
+    device_views,
+    launcher_commands,
     parameter_groups,
     settings_from_config,
     train,
@@ -40,15 +52,8 @@ from sarssl.store import open_store, tile_transform
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    from conftest import TINY_AOI_WKT
-
-    root = tmp_path_factory.mktemp("pretrain")
-    wkt = root / "tiny.wkt"
-    wkt.write_text(TINY_AOI_WKT)
-    data = prepare_sources(root, wkt)
-    build_all(data)
-    return data.store
+def store(tiny_store) -> Path:
+    return tiny_store
 
 
 def tiny_settings(store: Path, **overrides) -> PretrainSettings:
@@ -69,6 +74,15 @@ def test_each_step_batch_is_split_across_ranks_and_epochs_are_permutations():
         assert sorted(ranks[0][step] + ranks[1][step]) == sorted(batch)
     assert list(StepBatches(26, 4, 2, 3, start_step=7)) == batches[7:]
     assert batches[6][0][0] == 1  # the epoch travels with each item (it seeds the crops)
+
+
+def test_the_tile_order_is_drawn_once_per_epoch(monkeypatch):
+    seeds, default_rng = [], np.random.default_rng
+    monkeypatch.setattr(
+        np.random, "default_rng", lambda seed: seeds.append(seed) or default_rng(seed)
+    )
+    assert len(list(StepBatches(26, 4, epochs=2, seed=3))) == 12
+    assert seeds == [[3, 0], [3, 1]]  # one permutation per epoch, not per step
 
 
 def test_step_batches_reject_batches_that_cannot_be_formed():
@@ -150,7 +164,15 @@ def test_training_logs_metrics_and_keeps_the_last_layer_frozen_as_configured(sto
     assert state["step"] == 12
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert metrics.step.tolist() == list(range(1, 13))
-    assert np.isfinite(metrics[["loss", "teacher_entropy", "kl"]].to_numpy()).all()
+    terms = ["loss", "teacher_entropy", "kl", "batch_entropy", "prototypes"]
+    assert np.isfinite(metrics[terms].to_numpy()).all()
+    assert metrics.prototypes.between(1, 2 * 4).all()  # at most the 2 x 4 teacher outputs
+    assert (metrics.batch_entropy <= np.log(settings.out_dim) + 1e-6).all()
+    # The k-NN probe of the teacher once per epoch (6 steps), in those rows only.
+    probed = metrics.dropna(subset=["probe_accuracy"])
+    assert probed.step.tolist() == [6, 12]
+    assert probed.probe_accuracy.between(0, 1).all() and probed.probe_miou.between(0, 1).all()
+    assert (probed.probe_s > 0).all()
     assert (metrics.teacher_temp.iloc[6:] == 0.001).all()
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     torch.manual_seed(settings.seed)
@@ -250,7 +272,7 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
         terms = forward(self, *args)
         calls.append(1)
         if len(calls) == 5:
-            return LossTerms(terms.loss * float("nan"), terms.teacher_entropy, terms.kl)
+            return dataclasses.replace(terms, loss=terms.loss * float("nan"))
         return terms
 
     monkeypatch.setattr(DINOLoss, "forward", poisoned)
@@ -273,11 +295,11 @@ def test_attention_maps_of_every_tile_to_zarr_and_georeferenced_geotiffs(store, 
     assert (maps.tile.values == dataset.tile.values).all()
     assert (maps.split.values == dataset.split.values).all()
 
-    backbone, normalisation, _ = load_backbone(checkpoint)
+    pretrained = load_backbone(checkpoint)
     tile = split_tiles(store, ["test"])[0]
-    image = StoreTiles([tile], normalisation).image(0)[None]
+    image = StoreTiles([tile], pretrained.normalisation).image(0)[None]
     with torch.no_grad():
-        expected = cls_attention(backbone, image)[0].numpy()
+        expected = cls_attention(pretrained.network, image)[0].numpy()
     np.testing.assert_allclose(maps.attention.values[tile.index], expected, atol=1e-6)
 
     assert len(summary["geotiffs"]) == 2
@@ -303,3 +325,90 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(store, tmp_path, caplog):
     assert again["step"] == first["step"] == 6 and again["settings"]["lr"] == 0.01
     block = "backbone.blocks.0.attn.qkv.weight"
     assert not torch.equal(again["student"][block], first["student"][block])
+
+
+def first_batch(store: Path, settings: PretrainSettings) -> tuple[torch.Tensor, ...]:
+    tiles = split_tiles(store, ["train"])
+    reader = StoreTiles(tiles, Normalisation.of_stores([store]))
+    dataset = MultiCropTiles(reader, settings.crops, settings.seed)
+    batches = StepBatches(len(tiles), settings.batch_size, settings.epochs, settings.seed)
+    return next(iter(make_loader(dataset, batches, 0, False)))
+
+
+def test_bf16_runs_the_backbone_in_bf16_on_the_cpu_and_the_loss_matches_fp32(store):
+    """bf16 rounds the backbone's activations to 8 bits of mantissa (~0.4 %); the head and
+    the loss stay in float32, so one step's loss agrees with float32 within 1 %."""
+    cpu = torch.device("cpu")
+    normalisation = Normalisation.of_stores([store])
+    losses, backbone_dtypes = {}, {}
+    for precision in ("fp32", "bf16"):
+        settings = tiny_settings(store, precision=precision)
+        torch.manual_seed(0)
+        trainer = DINOTrainer(settings, cpu)
+        dtype = trainer.student.autocast_dtype or torch.float32
+        crops = device_views(
+            first_batch(store, settings), cpu, normalisation, settings.crops, dtype
+        )
+
+        def record(module, args, output, precision=precision):
+            backbone_dtypes.setdefault(precision, output.dtype)
+
+        # A linear layer inside the backbone (its final norm runs in float32 under autocast).
+        trainer.student.backbone.blocks[0].attn.qkv.register_forward_hook(record)
+        losses[precision] = trainer.step(crops, 1e-3, 0.04, 0.996, 0.04, False)[0].item()
+    assert backbone_dtypes == {"fp32": torch.float32, "bf16": torch.bfloat16}
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=1e-2)
+
+
+def test_compile_gives_the_eager_step(store):
+    """compile: true (torch.compile, inductor; on the CPU here) computes the eager step's
+    loss. timm's small test ViT keeps the compilation short."""
+    cpu = torch.device("cpu")
+    losses = {}
+    for compiled in (False, True):
+        settings = tiny_settings(store, architecture="test_vit", compile=compiled)
+        torch.manual_seed(0)
+        trainer = DINOTrainer(settings, cpu)
+        crops = device_views(
+            first_batch(store, settings), cpu, Normalisation.of_stores([store]), settings.crops,
+            torch.float32,
+        )  # fmt: skip
+        losses[compiled] = trainer.step(crops, 1e-3, 0.04, 0.996, 0.04, False)[0].item()
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_nodes_meeting_at_a_rendezvous_give_the_single_process_result(store, tmp_path):
+    """Two torchrun launchers, as srun starts one per node, each with one gloo process,
+    meeting at a c10d rendezvous on 127.0.0.1: the global batch of 4 is split over them."""
+    settings = tiny_settings(store, drop_path_rate=0.0, epochs=1, probe_every=-1)
+    _, launcher = launcher_commands(1, 2, "127.0.0.1", "two-nodes-test")
+    launcher = [a.replace(f":{RENDEZVOUS_PORT}", f":{free_port()}") for a in launcher]
+    command = pretrain_command(settings, tmp_path / "nodes", launcher)
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [
+        subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(2)
+    ]
+    outputs = [node.communicate(timeout=300)[0].decode() for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs
+    train(settings, tmp_path / "single")
+    both, single = state_of(tmp_path / "nodes"), state_of(tmp_path / "single")
+    assert both["step"] == single["step"] == 6
+    assert_same_run(without_key_bias(both), without_key_bias(single), rtol=1e-4, atol=1e-6)
+
+
+def test_several_nodes_run_one_torchrun_per_node_through_srun():
+    prefix, launcher = launcher_commands(4, 2, "gpu-node-01", "12345")
+    assert prefix == ["srun", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1"]
+    assert launcher[:2] == ["-m", "torch.distributed.run"]
+    assert {"--nnodes=2", "--nproc-per-node=4", "--rdzv-backend=c10d"} <= set(launcher)
+    assert f"--rdzv-endpoint=gpu-node-01:{RENDEZVOUS_PORT}" in launcher
+    assert "--rdzv-id=12345" in launcher
+    assert launcher_commands(1, 1, "x", "") == ([], [])
+    assert launcher_commands(2, 1, "x", "")[1][2] == "--standalone"

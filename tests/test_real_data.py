@@ -10,12 +10,13 @@ from conftest import REAL_DATA
 from rasterio.transform import Affine
 
 from sarssl.bands import EXPORT_BANDS
-from sarssl.build import BuildSettings, build_shard
+from sarssl.build import BuildSettings, build_shard, read_label_codes
 from sarssl.errors import TileError
 from sarssl.geotiff import read_raster, write_geotiff
 from sarssl.seasonal import tile_labels
 from sarssl.sources import write_csv
 from sarssl.store import create_store
+from sarssl.tilegrid import TileGrid
 from sarssl.worldcover import CODES
 
 S1_CHIP = REAL_DATA / "sen1floods11" / "Spain_7370579_S1Hand.tif"
@@ -45,12 +46,12 @@ def test_real_s1_chip_keeps_values_bands_and_georeferencing():
 
 def test_real_hand_labels_are_not_worldcover_codes_and_are_named():
     s1 = read_raster(S1_CHIP, "spain")
-    labels = read_raster(S1_LABELS, "spain", as_float=False)
-    assert labels.data.dtype == np.int16
+    assert read_raster(S1_LABELS, "spain").data.dtype == np.int16
+    codes = read_label_codes(S1_LABELS, "spain", TileGrid(s1.bounds, 512, 10))
     with pytest.raises(
         TileError, match=r"tile spain: label codes \[-1, 1\] are not ESA WorldCover"
     ):
-        tile_labels(labels, s1, "spain", np.ones(s1.shape, bool))
+        tile_labels(codes, "spain", np.ones(s1.shape, bool))
 
 
 def test_real_chip_goes_through_the_store_with_its_values_and_grid(tmp_path):
@@ -80,7 +81,8 @@ def test_real_chip_goes_through_the_store_with_its_values_and_grid(tmp_path):
         tmp_path / "report.csv",
         BuildSettings(512, 0.5, "fail", 1),
     )
-    assert Affine(*report.loc[0, [f"t{i}" for i in range(6)]].astype(float)) == chip.transform
+    stored_transform = Affine(*report.loc[0, [f"t{i}" for i in range(6)]].astype(float))
+    assert stored_transform.almost_equals(chip.transform, precision=1e-12)
     assert report.crs[0] == "EPSG:4326"
     stored = zarr.open_group(store, mode="r")["s1grd"][0]
     np.testing.assert_array_equal(stored[0], chip.data[0])  # winter_VV
@@ -90,7 +92,7 @@ def test_real_chip_goes_through_the_store_with_its_values_and_grid(tmp_path):
 
 def test_worldcover_tile_is_read_through_a_window_with_its_codes_and_grid():
     bounds = (6.60, 0.20, 6.61, 0.21)  # 120 x 120 px of São Tomé at 8.333e-5 degrees
-    window = read_raster(WORLDCOVER, "stp", as_float=False, bounds=bounds)
+    window = read_raster(WORLDCOVER, "stp", bounds=bounds)
     assert window.shape == (120, 120)
     assert window.bounds == pytest.approx(bounds)
     assert set(np.unique(window.data)) <= {0, *CODES}
@@ -102,7 +104,7 @@ def test_worldcover_tile_is_read_through_a_window_with_its_codes_and_grid():
 
 def test_worldcover_tile_overview_is_read_without_loading_the_whole_tile():
     whole = (6.0, 0.0, 9.0, 3.0)
-    overview = read_raster(WORLDCOVER, "stp", as_float=False, bounds=whole, out_shape=(562, 562))
+    overview = read_raster(WORLDCOVER, "stp", bounds=whole, out_shape=(562, 562))
     assert set(np.unique(overview.data)) - {0} <= set(CODES)
     assert overview.transform.a == pytest.approx(3.0 / 562)
     # Land (any class but water 80) lies only within 6.46-7.46 E, 0-1.70 N (README).

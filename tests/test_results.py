@@ -13,7 +13,6 @@ from sarssl import figures
 from sarssl.emergent import (
     head_scores,
     normalised_mutual_information,
-    patch_labels,
     quantile_bins,
     roc_auc,
 )
@@ -115,14 +114,6 @@ def test_si_table2_layout(tmp_path):
     assert pd.isna(table.loc["U-Net on S1GRD + attention maps, from scratch", "1 %"])
 
 
-def test_patch_labels_take_the_majority_and_ignore_mostly_unlabelled_patches():
-    labels = np.full((1, 4, 4), 3, dtype=np.uint8)
-    labels[0, :2, 2:] = [[1, 1], [1, 5]]  # top right: 3 of class 1
-    labels[0, 2:, :2] = [[IGNORE_INDEX, IGNORE_INDEX], [IGNORE_INDEX, 2]]  # 1 of 4 labelled
-    expected = [[3, 1], [IGNORE_INDEX, 3]]
-    assert patch_labels(labels, (2, 2), NUM_CLASSES, IGNORE_INDEX)[0].tolist() == expected
-
-
 def test_auc_and_nmi_against_hand_values():
     scores = np.array([0.1, 0.4, 0.35, 0.8])
     positive = np.array([False, False, True, True])
@@ -171,12 +162,21 @@ def test_figures_are_written_as_png_with_the_worldcover_colours(tmp_path):
     tree_cover = tuple(int(CLASSES[0].colour[i : i + 2], 16) for i in (1, 3, 5))
     assert (image == tree_cover).all(axis=-1).sum() > 100  # the class colour is drawn
     figures.heads_and_landcover(["a", "b"], maps, labels, tmp_path / "fig5.png", "t")
-    curves = pd.DataFrame({"step": [1, 2], "loss": [3.0, 2.0], "teacher_entropy": [1.0, 0.9]})
+    curves = pd.DataFrame(
+        {"step": [1, 2], "loss": [3.0, 2.0], "teacher_entropy": [1.0, 0.9],
+         "batch_entropy": [2.0, 1.5], "prototypes": [8.0, 6.0],
+         "probe_accuracy": [None, 0.8], "probe_miou": [None, 0.5]}
+    )  # fmt: skip
     history = pd.DataFrame(
         {"model": "m", "init": "scratch", "fraction": 1.0, "epoch": [0, 1], "val_miou": [0.1, 0.2]}
     )
     figures.training_curves(curves, history, tmp_path / "curves.png", "t")
-    for name in ("fig5.png", "curves.png"):
+    probe = pd.DataFrame(
+        {"backbone": ["pre-trained (teacher)", "random init (reference)"], "split": "val",
+         "patch_accuracy": [0.9, 0.7], "patch_miou": [0.6, 0.4]}
+    )  # fmt: skip
+    figures.probe_curves(curves, probe, tmp_path / "probe.png", "t")
+    for name in ("fig5.png", "curves.png", "probe.png"):
         assert Image.open(tmp_path / name).size[0] > 300
 
 
@@ -185,7 +185,7 @@ def test_the_tables_command_writes_every_table_of_a_grid_in_progress(grid, tmp_p
     config = tmp_path / "config.yaml"
     config.write_text(
         "aois: [{name: a, source: synthetic, wkt: a.wkt}]\n"
-        "finetune: {aoi: a, pretrain: [vit], fractions: [0.1, 1], unet_baselines: vit}\n"
+        "finetune: {aoi: a, pretrain: [vit], percents: [0.1, 1], unet_baseline: vit}\n"
     )
     from sarssl.cli import main
 

@@ -102,8 +102,8 @@ def test_the_workflow_runs_as_slurm_jobs_and_a_failure_stops_nothing_else(cluste
     workdir, _, result = cluster_run
     assert result.returncode != 0  # the broken AOI failed...
     # ...while every job of the good one ran as a SLURM job: grid, split, 2 synthetic
-    # shards, init, 2 build shards, finalise.
-    assert len(submissions(result, "tiny")) == 8
+    # shards, init, 2 build shards, the rejected list, finalise.
+    assert len(submissions(result, "tiny")) == 9
     ds = open_store(workdir / "results/tiny/dataset.zarr")
     assert ds.sizes["tile"] == 42 and bool(ds.valid.all())
     assert (workdir / "results/tiny/stats.json").is_file()

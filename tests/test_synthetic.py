@@ -6,7 +6,6 @@ import pytest
 import rasterio
 
 from sarssl.bands import EXPORT_BANDS
-from sarssl.geotiff import Raster
 from sarssl.seasonal import stack_tile
 from sarssl.synthetic import SIGMA0_DB, synthetic_tile, write_synthetic_tile
 from sarssl.worldcover import CODES
@@ -41,7 +40,8 @@ def stacked_scenes(n=12, px=128):
     for i in range(n):
         w, s = -1.0 + 0.06 * (i % 4), 41.6 + 0.045 * (i // 4)
         t = synthetic_tile((w, s, w + 0.054, s + 0.04), px, f"{i + 1:013x}", 39)
-        stacked = stack_tile(Raster(t.s1, EXPORT_BANDS, "EPSG:4326", t.transform), "t", px, 1.0)
+        # The bands are season-major VV, VH: (season, pol, row, col) by reshaping.
+        stacked = stack_tile(t.s1.reshape(4, 2, px, px), "t", 1.0)
         channels.append(stacked.channels.reshape(12, -1).T)
         labels.append(t.labels.ravel())
     return np.concatenate(channels), np.concatenate(labels)

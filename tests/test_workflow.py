@@ -20,12 +20,14 @@ from conftest import (
     tiny_finetune_config,
     tiny_pretrain_config,
 )
+from fake_earthengine import FakeEarthEngine
+from real_scene import RealScene, geetiles_definition, geetiles_download
 
+from sarssl.backbone import load_checkpoint
 from sarssl.bands import labels_dataset_name, s1_dataset_name
+from sarssl.export import DataDescription, export_backbone
 from sarssl.grid import write_tiles_file
-from sarssl.pretrain import load_checkpoint
 from sarssl.store import open_store
-from sarssl.synthetic import write_synthetic_shard
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 
@@ -48,30 +50,37 @@ def write_config(workdir: Path, config: dict) -> Path:
     return path
 
 
-def geetiles_download(root: Path, wkt: Path) -> Path:
-    """A geetiles download folder made elsewhere (hash in the name, as geetiles writes it)."""
+def geetiles_folder(root: Path, wkt: Path) -> Path:
+    """A folder written by geetiles' own download code (hash in the name, as geetiles names
+    it), with real SAR and WorldCover served by the Earth Engine test double."""
     tiles_file = root / "tinydir_partitions_aschips_0123456789abc.geojson"
     write_tiles_file(quiet_grid("tinydir", wkt, TEST_TILE_PX * 10), tiles_file)
-    write_synthetic_shard(
-        tiles_file,
-        0,
-        1,
-        s1_dataset_name(2020),
-        labels_dataset_name(2020),
-        TEST_TILE_PX,
-        SEED + 1,
-        root / "unused_manifest.csv",
-        threads=2,
-    )
+    fake = FakeEarthEngine(scene=RealScene())
+    for dataset in (s1_dataset_name(2020), labels_dataset_name(2020)):
+        geetiles_download(tiles_file, geetiles_definition(dataset), fake)
     return tiles_file
 
 
+def exported_weights(checkpoint: Path, folder: Path) -> Path:
+    """An export folder made elsewhere (a pre-training of another project, say)."""
+    data = DataDescription(
+        ["other"], 2020, {}, {"nbands": 2, "angle": 0, "fractions": {}}, {}, {}, {}
+    )
+    return export_backbone(checkpoint, folder, data)
+
+
 @pytest.fixture(scope="module")
-def workflow_run(tmp_path_factory):
+def workflow_run(tmp_path_factory, tiny_checkpoint):
     workdir = tmp_path_factory.mktemp("workflow")
     wkt = workdir / "tiny.wkt"
     wkt.write_text(TINY_AOI_WKT)
-    tiles_file = geetiles_download(workdir / "download", wkt)
+    tiles_file = geetiles_folder(workdir / "download", wkt)
+    pretraining = tiny_pretrain_config(["tiny", "tinydir"])
+    # A second pre-training: weights exported elsewhere, fine-tuned on the same grid.
+    weights = exported_weights(tiny_checkpoint, workdir / "elsewhere")
+    pretraining["pretrain"].append({"name": "ext", "weights": str(weights), "aois": ["tiny"]})
+    finetune = tiny_finetune_config("tiny", [50])
+    finetune["pretrain"] = ["tiny-vit", "ext"]
     config = {
         "aois": [
             {"name": "tiny", "source": "synthetic", "wkt": str(wkt), "n_shards": 2},
@@ -80,8 +89,8 @@ def workflow_run(tmp_path_factory):
         "data": {"tile_px": TEST_TILE_PX, "threads": 1},
         "split": {"nbands": 5, "angle": 0.0},
         "synthetic": {"seed": SEED},
-        **tiny_pretrain_config(["tiny", "tinydir"]),
-        "finetune": tiny_finetune_config("tiny", [50]),
+        **pretraining,
+        "finetune": finetune,
     }
     configfile = write_config(workdir, config)
     result = snakemake(workdir, "--cores", "2", "--configfile", str(configfile))
@@ -118,6 +127,8 @@ def test_the_workflow_pretrains_on_both_aois_and_writes_their_attention_maps(wor
 FINETUNE_RUNS = [
     "tiny-vit/attention-unet/frozen",
     "tiny-vit/attention-unet/finetuned",
+    "ext/attention-unet/frozen",
+    "ext/attention-unet/finetuned",
     "tiny-vit/s1grd-unet/scratch",
     "tiny-vit/s1grd-attention-unet/frozen",
     "tiny-vit/s1grd-attention-unet/finetuned",
@@ -148,17 +159,38 @@ def test_the_workflow_writes_tables_figures_and_a_report(workflow_run):
     emergent = pd.read_csv(tables / "emergent_tiny-vit.csv")
     assert set(emergent["backbone"]) == {"pre-trained (student)", "random init (reference)"}
     assert len(emergent) == 2 * 3  # 3 heads each
-    for name in ("attention_predictions", "heads_landcover", "training_curves", "emergent"):
+    figure_names = ("attention_predictions", "heads_landcover", "training_curves", "emergent")
+    for name in (*figure_names, "probe"):
         assert (figures / f"{name}_tiny-vit.png").read_bytes()[:4] == b"\x89PNG"
+    probe = pd.read_csv(tables / "probe_tiny-vit.csv")
+    assert set(probe.backbone) == {
+        "pre-trained (teacher)",
+        "pre-trained (student)",
+        "random init (reference)",
+    } and set(probe.split) == {"val", "test"}
+    assert probe.patch_accuracy.between(0, 1).all()
     report = workdir / "report.html"
     snakemake(workdir, "--report", str(report), "--configfile", str(configfile))
     assert report.stat().st_size > 100_000
 
 
+def test_the_exported_weights_of_a_training_and_a_grid_on_weights_from_elsewhere(workflow_run):
+    workdir, _, _ = workflow_run
+    export = workdir / "results/pretrain/tiny-vit/export"
+    assert {p.name for p in export.iterdir()} == {"model.safetensors", "config.json", "README.md"}
+    assert "k-NN probe of patch features" in (export / "README.md").read_text()
+    # The pre-training named by `weights` was not trained: its grid ran on the export.
+    assert not (workdir / "results/pretrain/ext/checkpoint.pt").exists()
+    table1 = pd.read_csv(workdir / "results/tables/table1_ext.csv", header=[0, 1], index_col=0)
+    assert table1.shape == (2, 1) and not table1.isin(["missing"]).any().any()
+    probe = pd.read_csv(workdir / "results/tables/probe_ext.csv")
+    assert set(probe.backbone) == {"pre-trained (exported)", "random init (reference)"}
+
+
 def test_a_new_fraction_adds_only_its_runs(workflow_run):
     workdir, _, _ = workflow_run
     config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config["finetune"]["fractions"] = [50, 100]
+    config["finetune"]["percents"] = [50, 100]
     bigger = workdir / "bigger.yaml"
     bigger.write_text(yaml.safe_dump(config))
     plan = snakemake(workdir, "-n", "--cores", "1", "--configfile", str(bigger))
@@ -225,6 +257,20 @@ PRETRAIN_RUN = {
         ({"dino": {"local_px": 100}}, "local_px"),
         ({"finetune": {"aoi": "x", "pretrain": ["nope"]}}, "pretrain runs ['nope']"),
         ({"finetune": {"encodings": ["pixels"]}}, "pixels"),
+        ({"finetune": {"fractions": [1]}}, "finetune.fractions is now finetune.percents"),
+        ({"finetune": {"unet_baselines": "p"}}, "is now finetune.unet_baseline"),
+        (
+            {"pretrain": [{"name": "w", "weights": "/nowhere", "aois": ["x"]}]},
+            "config pretrain w: weights: /nowhere/model.safetensors does not exist",
+        ),
+        (
+            {"pretrain": [{**PRETRAIN_RUN, "weights": "/nowhere"}]},
+            "remove ['architecture', 'epochs', 'batch_size']",
+        ),
+        (
+            {"pretrain": [{**PRETRAIN_RUN, "gpus": 3}]},
+            "batch_size 4 is global and must be a multiple of nodes x gpus = 3",
+        ),
     ],
 )
 def test_an_invalid_config_fails_at_start_naming_the_key(tmp_path, change, named):

@@ -19,9 +19,9 @@ from rasterio.transform import Affine
 
 from .atomic import atomic_path
 from .attention import cls_attention
+from .backbone import load_backbone
 from .data import StoreTiles, TileRef, split_positions
 from .geotiff import write_geotiff
-from .pretrain import load_backbone
 from .store import open_store, tile_transform, write_coordinate
 
 log = logging.getLogger(__name__)
@@ -47,19 +47,19 @@ def extract_attention_maps(
     """Write the attention maps of every tile of `store` to the Zarr store `output`
     (atomically) and those of the first `geotiff_tiles` valid test tiles as GeoTIFFs."""
     run_on = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    backbone, normalisation, settings = load_backbone(checkpoint, which)
-    backbone = backbone.to(run_on)
+    pretrained = load_backbone(checkpoint, which)
+    backbone = pretrained.network.to(run_on)
     dataset = open_store(store)
     n_tiles, tile_px = dataset.sizes["tile"], dataset.sizes["y"]
     heads = backbone.blocks[-1].attn.num_heads
     grid = tuple(backbone.patch_embed.dynamic_feat_size((tile_px, tile_px)))
-    tiles = StoreTiles([TileRef(str(store), i) for i in range(n_tiles)], normalisation)
+    tiles = StoreTiles([TileRef(str(store), i) for i in range(n_tiles)], pretrained.normalisation)
     with atomic_path(output, is_dir=True) as tmp:
         group = zarr.open_group(tmp, mode="w", zarr_format=3)
         group.attrs.update(
             {
-                "pretrain": settings.name,
-                "architecture": settings.architecture,
+                "pretrain": pretrained.name,
+                "architecture": pretrained.architecture,
                 "backbone": which,
                 "checkpoint": str(checkpoint),
                 "tile_px": tile_px,

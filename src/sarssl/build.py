@@ -9,6 +9,7 @@ in a report; finalisation combines the reports, so the pixels are never read twi
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,18 +23,22 @@ from .atomic import write_text_atomic
 from .bands import CHANNELS
 from .errors import SarsslError, TileError
 from .geotiff import read_raster
-from .grid import SPLITS
-from .seasonal import stack_tile, tile_labels
+from .grid import SPLITS, read_tiles
+from .s1layout import LayoutError, OrbitPass, implausible_db, read_s1_bands
+from .seasonal import StackedTile, stack_tile, tile_labels
 from .sources import read_manifest, write_csv
 from .stats import Moments
 from .store import finalise_store, mark_incomplete, open_arrays
-from .worldcover import CLASSES, IGNORE_INDEX, NUM_CLASSES
+from .tilegrid import CANONICAL_CRS, TileGrid, footprint_problem, nearest_onto
+from .worldcover import CLASSES, IGNORE_INDEX, NUM_CLASSES, WORLDCOVER_NODATA
 
 log = logging.getLogger(__name__)
 
 BadTilePolicy = Literal["record", "fail"]
 MOMENT_FIELDS = ("count", "mean", "m2")
 TILES_PER_THREAD_PER_BATCH = 16
+# What the report says of a tile's S1 file, kept or rejected (see sarssl.s1layout).
+S1_FIELDS = ("s1_format", "orbit_pass", "cast_min_pixels", "cast_max_pixels")
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,9 @@ class BuildSettings:
     max_nodata_fraction: float
     bad_tile_policy: BadTilePolicy
     threads: int
+    pixel_m: float = 10.0
+    s1_format: str = "auto"  # or one of s1layout.S1_FORMATS
+    orbit_pass: OrbitPass = "ascending"
 
 
 def _report_columns() -> list[str]:
@@ -52,6 +60,7 @@ def _report_columns() -> list[str]:
         "tile",
         "status",
         "reason",
+        *S1_FIELDS,
         "crs",
         *[f"t{i}" for i in range(6)],
         "nodata_fraction",
@@ -60,11 +69,68 @@ def _report_columns() -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class TileData:
+    """One tile on its grid, ready for the store."""
+
+    stacked: StackedTile
+    classes: np.ndarray  # (px, px) uint8 class indices, IGNORE_INDEX where unusable
+    s1: dict  # S1_FIELDS
+
+
+def read_tile(
+    tile: str, s1_path: str, label_path: str, grid: TileGrid, settings: BuildSettings
+) -> TileData:
+    """Read, decode, check and regrid one tile's S1 and label files. Raises TileError with
+    the reason (and, in its details, what was learnt of the S1 file before it failed)."""
+    s1 = read_raster(s1_path, tile, what="S1")
+    if problem := footprint_problem(s1.crs, s1.transform, s1.shape, grid, "S1"):
+        raise TileError(tile, problem)
+    try:
+        bands = read_s1_bands(s1, settings.s1_format, settings.orbit_pass)
+    except (LayoutError, KeyError) as err:
+        raise TileError(tile, str(err.args[0])) from None
+    casts = bands.casts
+    details = dict(
+        zip(S1_FIELDS, (casts.fmt, bands.orbit_pass, casts.at_min, casts.at_max), strict=True)
+    )
+    try:
+        if reason := implausible_db(bands.means):
+            raise TileError(tile, f"{reason} (read as {casts.fmt})")
+        seasons, pols, rows, cols = bands.means.shape
+        means = nearest_onto(
+            bands.means.reshape(seasons * pols, rows, cols), s1.transform, grid, np.nan
+        ).reshape(seasons, pols, grid.px, grid.px)
+        note = "; ".join(
+            n for n in (f"{bands.orbit_pass} pass" * bool(bands.orbit_pass), casts.note()) if n
+        )
+        stacked = stack_tile(means, tile, settings.max_nodata_fraction, note)
+        classes = tile_labels(read_label_codes(label_path, tile, grid), tile, stacked.valid)
+    except TileError as err:
+        raise TileError(tile, err.reason, details) from None
+    return TileData(stacked, classes, details)
+
+
+def read_label_codes(path: str, tile: str, grid: TileGrid) -> np.ndarray:
+    """WorldCover codes of a label file on the tile's grid; masked pixels and pixels outside
+    the file are nodata."""
+    labels = read_raster(path, tile, what="label")
+    if labels.data.shape[0] != 1:
+        raise TileError(tile, f"label file has {labels.data.shape[0]} bands, expected 1")
+    if problem := footprint_problem(labels.crs, labels.transform, labels.shape, grid, "label"):
+        raise TileError(tile, problem)
+    codes = labels.data
+    if labels.valid is not None:
+        codes = np.where(labels.valid, codes, WORLDCOVER_NODATA)
+    return nearest_onto(codes, labels.transform, grid, WORLDCOVER_NODATA)[0]
+
+
 def process_tile(
     index: int,
     tile: str,
     s1_path: str,
     label_path: str,
+    grid: TileGrid,
     s1grd: zarr.Array,
     labels: zarr.Array,
     settings: BuildSettings,
@@ -76,13 +142,10 @@ def process_tile(
     try:
         if source_error:
             raise TileError(tile, f"source failed: {source_error}")
-        s1 = read_raster(s1_path, tile)
-        stacked = stack_tile(s1, tile, settings.tile_px, settings.max_nodata_fraction)
-        label_raster = read_raster(label_path, tile, as_float=False)
-        classes = tile_labels(label_raster, s1, tile, stacked.valid)
-        stored = stacked.channels.astype(s1grd.dtype)
+        data = read_tile(tile, s1_path, label_path, grid, settings)
+        stored = data.stacked.channels.astype(s1grd.dtype)
         if not np.isfinite(stored).all():
-            raise TileError(tile, f"values overflow the store dtype {s1grd.dtype}")
+            raise TileError(tile, f"values overflow the store dtype {s1grd.dtype}", data.s1)
     except TileError as err:
         if settings.bad_tile_policy == "fail":
             raise
@@ -90,17 +153,20 @@ def process_tile(
         # Rejected tiles hold zeros and ignored labels: no NaN anywhere in a finished store.
         s1grd[index] = np.zeros(s1grd.shape[1:], dtype=s1grd.dtype)
         labels[index] = np.full(labels.shape[1:], IGNORE_INDEX, dtype=np.uint8)
-        return {**row, "status": "rejected", "reason": err.reason}
+        return {**row, **err.details, "status": "rejected", "reason": err.reason}
     s1grd[index] = stored
-    labels[index] = classes
-    moments = Moments.of_pixels(stored, stacked.valid)
-    row.update(status="ok", reason="", crs=s1.crs, nodata_fraction=stacked.nodata_fraction)
-    row.update({f"t{i}": v for i, v in enumerate(tuple(s1.transform)[:6])})
+    labels[index] = data.classes
+    moments = Moments.of_pixels(stored, data.stacked.valid)
+    row.update(data.s1)
+    row.update(
+        status="ok", reason="", crs=CANONICAL_CRS, nodata_fraction=data.stacked.nodata_fraction
+    )
+    row.update({f"t{i}": v for i, v in enumerate(tuple(grid.transform)[:6])})
     for field in MOMENT_FIELDS:
         row.update(
             {f"{field}_{c}": v for c, v in zip(CHANNELS, getattr(moments, field), strict=True)}
         )
-    counts = np.bincount(classes[classes != IGNORE_INDEX], minlength=NUM_CLASSES)
+    counts = np.bincount(data.classes[data.classes != IGNORE_INDEX], minlength=NUM_CLASSES)
     row.update({f"pixels_class{i}": int(v) for i, v in enumerate(counts)})
     return row
 
@@ -111,7 +177,7 @@ def build_shard(
     """Write the tiles of one shard's manifest into the store; write its report last."""
     mark_incomplete(store)
     tiles = read_manifest(manifest)
-    s1grd, labels = open_arrays(store)
+    s1grd, labels, bounds = open_arrays(store)
     if len(tiles) and tiles["index"].max() >= s1grd.shape[0]:
         raise SarsslError(
             f"manifest {manifest} has tile index {tiles['index'].max()}, "
@@ -124,7 +190,15 @@ def build_shard(
     for start in range(0, len(tiles), batch):
         tasks = [
             dask.delayed(process_tile)(
-                t.index, t.tile, t.s1_path, t.label_path, s1grd, labels, settings, t.error
+                t.index,
+                t.tile,
+                t.s1_path,
+                t.label_path,
+                TileGrid(tuple(bounds[t.index]), settings.tile_px, settings.pixel_m),
+                s1grd,
+                labels,
+                settings,
+                t.error,
             )
             for t in tiles.iloc[start : start + batch].itertuples()
         ]
@@ -139,18 +213,24 @@ def _moments_of(rows: pd.DataFrame) -> Moments:
     return Moments.pooled(*fields)
 
 
-def finalise(
+def tile_outcomes(
     store: str | Path,
-    tile_ids: list[str],
-    splits: pd.DataFrame,
+    tiles_file: str | Path,
+    splits_file: str | Path,
     reports: list[str | Path],
-    stats_path: str | Path,
-    rejected_path: str | Path,
-) -> dict:
-    """Check every tile was processed, write coordinates and train-only statistics, and mark
-    the store complete."""
+) -> pd.DataFrame:
+    """Every tile's row of the shard reports, in store order, with its split; checks that
+    each tile was processed exactly once."""
+    tile_ids = read_tiles(tiles_file).identifier.tolist()
+    splits = pd.read_csv(splits_file, dtype={"identifier": str})
     frame = pd.concat(
-        [pd.read_csv(p, dtype={"tile": str, "reason": str, "crs": str}) for p in reports],
+        [
+            pd.read_csv(
+                p,
+                dtype={"tile": str, "reason": str, "crs": str, "s1_format": str, "orbit_pass": str},
+            )
+            for p in reports
+        ],
         ignore_index=True,
     )
     n = len(tile_ids)
@@ -168,10 +248,66 @@ def finalise(
     if unknown:
         raise SarsslError(f"tiles {unknown[:5]} have no split")
     frame["split"] = [split_of[t] for t in tile_ids]
+    return frame
+
+
+REJECTED_COLUMNS = ("index", "tile", "split", "reason", *S1_FIELDS)
+
+
+def write_rejected(outcomes: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """The rejected tiles with their reasons (and what was learnt of their S1 files)."""
+    rejected = outcomes.loc[outcomes.status != "ok", list(REJECTED_COLUMNS)]
+    write_csv(rejected, path)
+    return rejected
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without its paths and numbers, so that reasons of one kind count together."""
+    return re.sub(r"[-+]?\d+(\.\d+)?", "#", re.sub(r"\S*/\S*", "<file>", reason))
+
+
+def common_reasons(outcomes: pd.DataFrame, top: int = 3) -> list[tuple[int, str]]:
+    """The most common kinds of rejection: (tiles, the first such reason), most first."""
+    rejected = outcomes.loc[outcomes.status != "ok", "reason"].fillna("")
+    kinds = rejected.map(_reason_kind)
+    counts = kinds.value_counts()
+    first: dict[str, str] = {}
+    for kind, reason in zip(kinds, rejected, strict=True):
+        first.setdefault(kind, reason)
+    return [(int(count), first[kind]) for kind, count in counts.head(top).items()]
+
+
+def s1_summary(outcomes: pd.DataFrame) -> dict:
+    """What the kept tiles' S1 files were, and the pixels at the casts' extremes."""
+    kept = outcomes[outcomes.status == "ok"]
+    return {
+        "formats": kept.s1_format.value_counts().to_dict(),
+        "orbit_pass": kept.orbit_pass.fillna("")
+        .replace("", "as in the file")
+        .value_counts()
+        .to_dict(),
+        "cast_min_pixels": int(outcomes.cast_min_pixels.fillna(0).sum()),
+        "cast_max_pixels": int(outcomes.cast_max_pixels.fillna(0).sum()),
+    }
+
+
+def finalise(
+    store: str | Path, outcomes: pd.DataFrame, stats_path: str | Path, rejected_path: str | Path
+) -> dict:
+    """Write coordinates and train-only statistics, and mark the store complete. With no
+    valid train tile, fail quoting the most common reasons of `rejected_path` (written
+    before, by `write_rejected`)."""
+    frame = outcomes
     valid = (frame.status == "ok").to_numpy()
     train = frame[valid & (frame.split == "train").to_numpy()]
     if train.empty:
-        raise SarsslError(f"{store}: no valid tile in the train split; see {rejected_path}")
+        reasons = "; ".join(
+            f"{n} tile{'s' * (n > 1)}: {reason}" for n, reason in common_reasons(frame)
+        )
+        raise SarsslError(
+            f"{store}: no valid tile in the train split ({(~valid).sum()} of {len(frame)} "
+            f"tiles rejected; most common reasons: {reasons}); see {rejected_path}"
+        )
     moments = _moments_of(train)
     stats = {
         "channels": list(CHANNELS),
@@ -197,6 +333,7 @@ def finalise(
         }
         for name in SPLITS
     }
+    s1 = s1_summary(frame)
     transform = frame[[f"t{i}" for i in range(6)]].to_numpy(np.float64)
     finalise_store(
         store,
@@ -206,14 +343,14 @@ def finalise(
         transform=np.nan_to_num(transform, nan=0.0),
         nodata_fraction=frame.nodata_fraction.fillna(1.0).to_numpy(),
         stats=stats,
+        s1=s1,
     )
     summary = {
         "normalisation": stats,
         "tiles": tiles_per_split,
         "class_pixels": class_pixels,
         "classes": [c.name for c in CLASSES],
+        "s1": s1,
     }
     write_text_atomic(stats_path, json.dumps(summary, indent=2))
-    rejected = frame.loc[~valid, ["index", "tile", "split", "reason"]]
-    write_csv(rejected, rejected_path)
     return summary

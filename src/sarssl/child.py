@@ -16,9 +16,12 @@ from .errors import SarsslError
 log = logging.getLogger(__name__)
 
 
-def run_sarssl(arguments: Sequence[str], launcher: Sequence[str] = ()) -> None:
-    """`python [launcher] -m sarssl.cli arguments`; e.g. launcher = torchrun's module."""
-    command = [sys.executable, *launcher, "-m", "sarssl.cli", *arguments]
+def run_sarssl(
+    arguments: Sequence[str], launcher: Sequence[str] = (), prefix: Sequence[str] = ()
+) -> None:
+    """`[prefix] python [launcher] -m sarssl.cli arguments`; e.g. launcher = torchrun's
+    module, prefix = srun and its options."""
+    command = [*prefix, sys.executable, *launcher, "-m", "sarssl.cli", *arguments]
     log.info("running %s", " ".join(command))
     sys.stdout.flush()
     sys.stderr.flush()

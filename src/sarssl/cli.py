@@ -1,4 +1,5 @@
 """Command line: `sarssl gee-plan` prints what an Earth Engine export would request;
+`sarssl plan` the cost plan of a config (tiles, Earth Engine, store, GPU-hours, cores);
 `sarssl pretrain` runs DINO pre-training (the entry point torchrun launches per GPU);
 `sarssl finetune` one run of the fine-tuning grid; `sarssl tables` the MIoU tables from the
 runs finished so far.
@@ -21,7 +22,7 @@ from snakemake.utils import validate
 
 from .bands import aoi_datasets
 from .errors import ConfigError
-from .gee import export_requests
+from .gee import ENDPOINTS, export_requests
 from .grid import build_tile_grid, read_aoi, read_tiles, tile_bounds, tiles_file_name
 
 # Half a tile's side around the AOI's representative point: enough for geetiles to place
@@ -44,29 +45,38 @@ def aoi_entry(config: dict, name: str) -> dict:
     )
 
 
+def aoi_tiles(config: dict, aoi_name: str, results: Path) -> tuple[gpd.GeoDataFrame, int, bool]:
+    """Tiles of an AOI: the grid when it is built (exact count), else one example chip that
+    geetiles places around the AOI's representative point and the count estimated from the
+    AOI's area."""
+    aoi = aoi_entry(config, aoi_name)
+    chip_m = config["data"]["tile_px"] * config["data"]["pixel_m"]
+    tiles_path = results / aoi_name / "tiles" / tiles_file_name(aoi_name)
+    if aoi["source"] == "geetiles_dir":
+        tiles_path = Path(aoi["tiles_file"])
+    if tiles_path.is_file():
+        tiles = read_tiles(tiles_path)
+        return tiles, len(tiles), True
+    geometry = read_aoi(aoi["wkt"])
+    area_m2 = gpd.GeoSeries([geometry], crs=4326).to_crs("ESRI:54009").area.iloc[0]
+    example = geometry.representative_point().buffer(EXAMPLE_BOX_DEG, cap_style="square")
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        box = Path(tmp) / "example.wkt"
+        box.write_text(example.wkt)
+        tiles = build_tile_grid(aoi_name, box, chip_m)
+    return tiles, round(area_m2 / chip_m**2), False
+
+
 def gee_plan(config: dict, aoi_name: str, results: Path) -> dict:
     """Tile count (exact when the grid exists, else estimated from the AOI's area) and, for
     one tile, the exact requests. Makes no network call."""
     aoi = aoi_entry(config, aoi_name)
     data = config["data"]
-    chip_m = data["tile_px"] * data["pixel_m"]
-    tiles_path = results / aoi_name / "tiles" / tiles_file_name(aoi_name)
-    if tiles_path.is_file():
-        tiles, exact = read_tiles(tiles_path), True
-        count = len(tiles)
-    else:
-        geometry = read_aoi(aoi["wkt"])
-        area_m2 = gpd.GeoSeries([geometry], crs=4326).to_crs("ESRI:54009").area.iloc[0]
-        count, exact = round(area_m2 / chip_m**2), False
-        example = geometry.representative_point().buffer(EXAMPLE_BOX_DEG, cap_style="square")
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            contextlib.redirect_stdout(io.StringIO()),
-            contextlib.redirect_stderr(io.StringIO()),
-        ):
-            box = Path(tmp) / "example.wkt"
-            box.write_text(example.wkt)
-            tiles = build_tile_grid(aoi_name, box, chip_m)
+    tiles, count, exact = aoi_tiles(config, aoi_name, results)
     gee = config["gee"]
     datasets = aoi_datasets(aoi, data["year"])
     requests = export_requests(data["year"], gee["orbit_pass"], gee["composite"], datasets)
@@ -75,12 +85,33 @@ def gee_plan(config: dict, aoi_name: str, results: Path) -> dict:
         "aoi": aoi_name,
         "tiles": count,
         "tiles_exact": exact,
-        "tiles_note": None
-        if exact
-        else f"estimated from the AOI's area; the grid {tiles_path} is not built yet",
+        "tiles_note": None if exact else "estimated from the AOI's area; its grid is not built yet",
         "example_tile": str(tiles.identifier.iloc[0]),
+        "endpoint": ENDPOINTS[gee["endpoint"]],
         "requests": {r.dataset: r.describe(bounds, data["tile_px"]) for r in requests},
     }
+
+
+def cost_plan(config: dict, results: Path) -> str:
+    """`sarssl plan`: the cost plan of the config (see sarssl.plan)."""
+    from .plan import describe, plan
+    from .pretrain import settings_from_config
+
+    counts = {a["name"]: aoi_tiles(config, a["name"], results)[1:] for a in config["aois"]}
+    settings = {
+        run["name"]: settings_from_config(
+            run,
+            config["dino"],
+            [str(results / aoi / "dataset.zarr") for aoi in run["aois"]],
+            config["data"]["tile_px"],
+            config["probe"],
+        )
+        for run in config["pretrain"]
+    }
+    result = plan(config, {name: count for name, (count, _) in counts.items()}, settings)
+    estimated = [name for name, (_, exact) in counts.items() if not exact]
+    note = f"\n(tiles of {', '.join(estimated)} estimated from the AOI's area)" if estimated else ""
+    return describe(result) + note
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     tables = commands.add_parser(
         "tables", help="write the MIoU tables from the runs finished so far (missing shown)"
     )
+    cost = commands.add_parser(
+        "plan", help="print the cost plan of a config: tiles, Earth Engine, store, GPU-hours"
+    )
+    cost.add_argument("--configfile", type=Path, default=Path("config/config.yaml"))
+    cost.add_argument("--schema", type=Path, default=Path("config/schema.yaml"))
+    cost.add_argument("--results", type=Path, default=Path("results"))
     tables.add_argument("--configfile", type=Path, default=Path("config/config.yaml"))
     tables.add_argument("--schema", type=Path, default=Path("config/schema.yaml"))
     tables.add_argument("--results", type=Path, default=Path("results"))
@@ -129,11 +166,15 @@ def main(argv: list[str] | None = None) -> int:
             train(settings, args.run_dir)
             return 0
         if args.command == "finetune":
-            from .finetune import read_settings, write_metrics
+            from .finetune import write_metrics
+            from .runs import read_settings
 
             write_metrics(read_settings(args.settings), args.metrics, args.predictions)
             return 0
         config = load_config(args.configfile, args.schema)
+        if args.command == "plan":
+            print(cost_plan(config, args.results))
+            return 0
         if args.command == "tables":
             from .results import write_all_tables
 

@@ -5,9 +5,9 @@ the parent touched a store can deadlock, so loaders use the forkserver start met
 data set never carries an open store across a process boundary.
 
 The order of the tiles is a pure function of (seed, step): the batch of step s is a slice of
-the permutation of epoch s // steps_per_epoch. A resumed run starts at its checkpoint's
-step without reading what came before, and each of W distributed ranks takes every W-th tile
-of the same global batch.
+the permutation of epoch s // steps_per_epoch, drawn once per epoch. A resumed run starts at
+its checkpoint's step without reading what came before, and each of W distributed ranks
+takes every W-th tile of the same global batch.
 """
 
 from collections.abc import Iterator, Sequence
@@ -20,7 +20,7 @@ import zarr
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .errors import ConfigError
-from .multicrop import CropSpec, multi_crop
+from .multicrop import CropSpec, crop_params
 from .stats import Moments
 from .store import open_store
 
@@ -58,6 +58,12 @@ class Normalisation:
         mean = self.mean.astype(np.float32)[:, None, None]
         std = self.std.astype(np.float32)[:, None, None]
         return torch.from_numpy((image.astype(np.float32) - mean) / std)
+
+    def standardise(self, tiles: torch.Tensor) -> torch.Tensor:
+        """(batch, channel, y, x) dB, on any device -> float32 standardised values."""
+        mean = torch.as_tensor(self.mean, dtype=torch.float32, device=tiles.device)
+        std = torch.as_tensor(self.std, dtype=torch.float32, device=tiles.device)
+        return (tiles.float() - mean[:, None, None]) / std[:, None, None]
 
 
 @dataclass(frozen=True)
@@ -104,8 +110,14 @@ class StoreTiles:
         return len(self.tiles)
 
     def image(self, position: int) -> torch.Tensor:
+        """(channel, y, x) standardised float32."""
         tile = self.tiles[position]
         return self.normalisation.apply(self.arrays.get(tile.store, "s1grd")[tile.index])
+
+    def stored(self, position: int) -> torch.Tensor:
+        """(channel, y, x) dB as stored (float16 by default): what a loader worker ships."""
+        tile = self.tiles[position]
+        return torch.from_numpy(self.arrays.get(tile.store, "s1grd")[tile.index])
 
     def labels(self, position: int) -> torch.Tensor:
         """(y, x) int64 class indices, IGNORE_INDEX where unlabelled."""
@@ -114,7 +126,9 @@ class StoreTiles:
 
 
 class MultiCropTiles(Dataset):
-    """Item (epoch, position) -> the multi-crop views of that tile for that epoch."""
+    """Item (epoch, position) -> the stored tile and the boxes and flips of its multi-crop
+    views for that epoch. Workers only read: standardisation and resampling run batched on
+    the training device (sarssl.multicrop.crop_batch)."""
 
     def __init__(self, tiles: StoreTiles, crops: CropSpec, seed: int):
         self.tiles, self.crops, self.seed = tiles, crops, seed
@@ -122,10 +136,11 @@ class MultiCropTiles(Dataset):
     def __len__(self) -> int:
         return len(self.tiles)
 
-    def __getitem__(self, key: tuple[int, int]) -> list[torch.Tensor]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         epoch, position = key
+        tile = self.tiles.stored(position)
         rng = np.random.default_rng([self.seed, epoch, position])
-        return multi_crop(self.tiles.image(position), rng, self.crops)
+        return tile, *crop_params(rng, *tile.shape[-2:], self.crops)
 
 
 class StepBatches(Sampler):
@@ -158,14 +173,22 @@ class StepBatches(Sampler):
         self.start_step, self.rank, self.world_size = start_step, rank, world_size
         # Incomplete last batches are dropped (as DINO): every step has the full batch.
         self.steps_per_epoch = n_tiles // global_batch
+        self._order: tuple[int, np.ndarray] | None = None  # (epoch, its permutation)
 
     @property
     def total_steps(self) -> int:
         return self.epochs * self.steps_per_epoch
 
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """The permutation of the tiles in `epoch`: drawn once per epoch, so that a step
+        costs a slice whatever the number of tiles."""
+        if self._order is None or self._order[0] != epoch:
+            self._order = epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n_tiles)
+        return self._order[1]
+
     def global_batch_at(self, step: int) -> tuple[int, np.ndarray]:
         epoch, position = divmod(step, self.steps_per_epoch)
-        order = np.random.default_rng([self.seed, epoch]).permutation(self.n_tiles)
+        order = self.epoch_order(epoch)
         return epoch, order[position * self.global_batch : (position + 1) * self.global_batch]
 
     def __len__(self) -> int:

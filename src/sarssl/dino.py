@@ -58,11 +58,30 @@ class DINOHead(nn.Module):
 
 @dataclass(frozen=True)
 class LossTerms:
+    """The loss and what tells learning from collapse (all detached but the loss).
+
+    At the paper's teacher temperature of 0.001 each teacher distribution is one-hot by
+    construction, so its entropy (`teacher_entropy`) is about 0 whether the run learns or
+    collapses. Collapse shows in the distribution over the batch instead:
+    `batch_entropy`, the entropy of the batch-mean teacher distribution, -> 0 when every
+    tile lands on one prototype and -> log K when the teacher is uniform; `prototypes`, the
+    number of prototypes that win (argmax) for some tile of the batch, -> 1 on collapse.
+    """
+
     loss: torch.Tensor
-    teacher_entropy: (
-        torch.Tensor
-    )  # mean entropy of the teacher's distributions (collapse: -> 0 or log K)
+    teacher_entropy: torch.Tensor  # mean entropy of the teacher's distributions
     kl: torch.Tensor  # mean KL(teacher || student) over the crop pairs of the loss
+    batch_entropy: torch.Tensor  # entropy of the batch-mean teacher distribution
+    prototypes: torch.Tensor  # distinct winning prototypes in this process's batch
+
+
+def collapse_indicators(teacher_p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch entropy, winning prototypes) of teacher distributions (n, K); no host sync."""
+    mean = teacher_p.mean(dim=0)
+    batch_entropy = -(mean * torch.log(mean.clamp_min(1e-30))).sum()
+    winners = torch.zeros(teacher_p.shape[1], device=teacher_p.device)
+    winners.index_fill_(0, teacher_p.argmax(dim=1), 1.0)
+    return batch_entropy, winners.sum()
 
 
 class DINOLoss(nn.Module):
@@ -92,7 +111,12 @@ class DINOLoss(nn.Module):
         cross_entropy = cross_entropy / pairs
         entropy = (-teacher_p * torch.log(teacher_p.clamp_min(1e-30))).sum(dim=-1).mean()
         self.update_center(teacher_output)
-        return LossTerms(cross_entropy, entropy.detach(), (cross_entropy - entropy).detach())
+        return LossTerms(
+            cross_entropy,
+            entropy.detach(),
+            (cross_entropy - entropy).detach(),
+            *collapse_indicators(teacher_p),
+        )
 
     @torch.no_grad()
     def update_center(self, teacher_output: torch.Tensor) -> None:

@@ -26,25 +26,14 @@ import xarray as xr
 from scipy.stats import rankdata
 
 from .attention import cls_attention
+from .backbone import load_backbone
 from .data import StoreTiles, TileRef, split_positions
-from .pretrain import create_backbone, load_backbone
+from .probe import patch_labels
 from .store import open_store
 from .worldcover import CLASSES, IGNORE_INDEX, NUM_CLASSES
 
 ATTENTION_BINS = 4
 MIN_CLASS_TOKENS = 50  # rarer classes give AUCs of a handful of tokens: left out
-
-
-def patch_labels(labels: np.ndarray, grid: tuple[int, int], num_classes: int, ignore: int):
-    """(tile, y, x) class maps -> (tile, grid_h, grid_w) majority class per patch."""
-    tiles, height, width = labels.shape
-    grid_h, grid_w = grid
-    patch_h, patch_w = height // grid_h, width // grid_w
-    patches = labels.reshape(tiles, grid_h, patch_h, grid_w, patch_w)
-    counts = np.stack([(patches == c).sum(axis=(2, 4)) for c in range(num_classes)], axis=-1)
-    majority = counts.argmax(axis=-1).astype(labels.dtype)
-    labelled = counts.sum(axis=-1) * 2 >= patch_h * patch_w
-    return np.where(labelled, majority, ignore)
 
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -131,10 +120,9 @@ def measure(
     grid = stored.sizes["y"], stored.sizes["x"]
     classes = patch_labels(dataset["labels"].values[tiles], grid, NUM_CLASSES, IGNORE_INDEX)
     names = [c.name for c in CLASSES]
-    _, normalisation, settings = load_backbone(checkpoint)
-    torch.manual_seed(seed)
-    random_vit = create_backbone(settings.architecture, settings.image_px).eval()
-    reader = StoreTiles([TileRef(str(store), int(i)) for i in tiles], normalisation)
+    backbone = load_backbone(checkpoint)
+    random_vit = backbone.random_twin(seed)
+    reader = StoreTiles([TileRef(str(store), int(i)) for i in tiles], backbone.normalisation)
     with torch.no_grad():
         random_maps = np.concatenate(
             [
@@ -148,6 +136,6 @@ def measure(
     pretrained.insert(0, "backbone", f"pre-trained ({which})")
     random.insert(0, "backbone", "random init (reference)")
     table = pd.concat([pretrained, random], ignore_index=True)
-    table.insert(0, "pretrain", settings.name)
+    table.insert(0, "pretrain", backbone.name)
     table["test_tiles"] = len(tiles)
     return table

@@ -6,12 +6,15 @@ class SarsslError(Exception):
 
 
 class TileError(SarsslError):
-    """A tile cannot be used; `reason` says why, `tile` which one."""
+    """A tile cannot be used; `reason` says why, `tile` which one. `details` holds what was
+    learnt of the tile before it failed (its S1 layout, the counts at the cast's extremes),
+    for the rejection report."""
 
-    def __init__(self, tile: str, reason: str):
+    def __init__(self, tile: str, reason: str, details: dict | None = None):
         super().__init__(f"tile {tile}: {reason}")
         self.tile = tile
         self.reason = reason
+        self.details = details or {}
 
 
 class IncompleteStoreError(SarsslError):

@@ -127,32 +127,68 @@ def heads_and_landcover(
     finish_tile_figure(figure, axes, path, title)
 
 
+# Pre-training panels: metrics.csv column and title. At the paper's teacher temperature
+# (0.001) each teacher distribution is one-hot, so its own entropy is ~0 whether the run
+# learns or collapses; the batch-mean distribution tells them apart.
+PRETRAIN_PANELS = (
+    ("loss", "DINO loss"),
+    ("teacher_entropy", "teacher entropy per tile\n(~0 by construction at T = 0.001)"),
+    ("batch_entropy", "entropy of the batch-mean teacher\n(one prototype: 0; uniform: log K)"),
+    ("prototypes", "prototypes winning in a batch\n(collapse onto one: 1)"),
+)
+
+
 def training_curves(
     pretrain_metrics: pd.DataFrame, histories: pd.DataFrame, path: str | Path, title: str
 ) -> None:
-    """Pre-training loss and teacher entropy per step; fine-tuning validation MIoU per
+    """Pre-training loss and collapse indicators per step; fine-tuning validation MIoU per
     epoch, one panel per model, one line per initialisation and fraction."""
     models = sorted(histories["model"].unique()) if len(histories) else []
-    columns = 2 if len(models) <= 2 else 3
+    columns = len(PRETRAIN_PANELS)
     rows = 1 + -(-len(models) // columns)
-    figure = Figure(figsize=(4.2 * columns, 3.2 * rows))
+    figure = Figure(figsize=(3.6 * columns, 3.2 * rows))
     grid = figure.subplots(rows, columns, squeeze=False)
-    for unused in grid[0, 2:]:
+    for axis, (column, panel_title) in zip(grid[0], PRETRAIN_PANELS, strict=True):
+        axis.plot(pretrain_metrics["step"], pretrain_metrics[column])
+        axis.set(title=panel_title, xlabel="step")
+        axis.title.set_fontsize(8)
+    model_axes = grid[1:].ravel()
+    for unused in model_axes[len(models) :]:
         unused.set_visible(False)
-    axes = [grid[0, 0], grid[0, 1], *grid[1:].ravel()]
-    for unused in axes[2 + len(models) :]:
-        unused.set_visible(False)
-    axes[0].plot(pretrain_metrics["step"], pretrain_metrics["loss"])
-    axes[0].set(title="DINO loss", xlabel="step")
-    axes[1].plot(pretrain_metrics["step"], pretrain_metrics["teacher_entropy"], color="C1")
-    axes[1].set(title="teacher entropy (collapse: -> 0)", xlabel="step")
-    for axis, model in zip(axes[2:], models, strict=False):
+    for axis, model in zip(model_axes, models, strict=False):
         for (init, fraction), run in histories[histories["model"] == model].groupby(
             ["init", "fraction"]
         ):
             axis.plot(run["epoch"], run["val_miou"], marker=".", label=f"{init}, {fraction:g} %")
         axis.set(title=f"{model}: val MIoU", xlabel="epoch")
         axis.legend(fontsize=6)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    save(figure, path)
+
+
+def probe_curves(
+    pretrain_metrics: pd.DataFrame, table: pd.DataFrame, path: str | Path, title: str
+) -> None:
+    """The k-NN probe of the teacher on val tiles over the pre-training steps, against the
+    final scores of the probe table on the same split (random init: the reference)."""
+    probed = pretrain_metrics.dropna(subset=["probe_accuracy"])
+    val = table[table["split"] == "val"].set_index("backbone")
+    figure = Figure(figsize=(9, 3.4))
+    axes = figure.subplots(1, 2)
+    for axis, (column, score, name) in zip(
+        axes,
+        (
+            ("probe_accuracy", "patch_accuracy", "patch accuracy"),
+            ("probe_miou", "patch_miou", "patch MIoU"),
+        ),
+        strict=True,
+    ):
+        axis.plot(probed["step"], probed[column], marker="o", label="teacher during training")
+        for i, (backbone, row) in enumerate(val.iterrows()):
+            axis.axhline(row[score], color=f"C{i + 1}", ls="--", lw=1, label=f"{backbone}, end")
+        axis.set(title=f"k-NN probe on val: {name}", xlabel="step", ylim=(0, 1))
+    axes[0].legend(fontsize=7)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     save(figure, path)

@@ -85,9 +85,17 @@ def grid_transform(grid: dict) -> Affine:
     )
 
 
+# Our product: per season the mean of the dB images (the 2023 geetiles definition, which
+# made the paper's data and M3LEO), VV and VH of the ascending pass by default, in float32 dB
+# (no cast). geetiles 0.1.7 exports the median per season and pass, both passes kept:
+# `composite: median, orbit_pass: BOTH` gives that product, without its uint8 cast.
+PASS_SUFFIXES = {"ASCENDING": "asc", "DESCENDING": "des"}
+
+
 @dataclass(frozen=True)
 class S1Request:
-    """Seasonal composites of COPERNICUS/S1_GRD (already in dB), IW mode, VV and VH."""
+    """Seasonal composites of COPERNICUS/S1_GRD (already in dB), IW mode, VV and VH; with
+    orbit_pass BOTH one composite per pass (bands `{season}_{pol}_asc` and `_des`)."""
 
     year: int
     orbit_pass: OrbitPass = "ASCENDING"
@@ -97,8 +105,20 @@ class S1Request:
     nodata: float = float("nan")
 
     @property
+    def passes(self) -> dict[str, str]:
+        """Orbit pass -> band-name suffix ('' for a single pass: bands `{season}_{pol}`)."""
+        if self.orbit_pass == "BOTH":
+            return {p: f"_{suffix}" for p, suffix in PASS_SUFFIXES.items()}
+        return {self.orbit_pass: ""}
+
+    @property
     def bands(self) -> tuple[str, ...]:
-        return tuple(f"{s}_{p}" for s in SEASONS for p in POLARISATIONS)
+        return tuple(
+            f"{s}_{p}{suffix}"
+            for s in SEASONS
+            for suffix in self.passes.values()
+            for p in POLARISATIONS
+        )
 
     def describe(self, bounds: tuple[float, float, float, float], tile_px: int) -> dict:
         filters = [
@@ -106,15 +126,15 @@ class S1Request:
             {"property": "transmitterReceiverPolarisation", "contains": "VV"},
             {"property": "transmitterReceiverPolarisation", "contains": "VH"},
         ]
-        if self.orbit_pass != "BOTH":
-            filters.append({"property": "orbitProperties_pass", "eq": self.orbit_pass})
         return {
             "collection": S1_COLLECTION,
             "filters": filters,
+            "orbit_passes": {p: {"property": "orbitProperties_pass", "eq": p} for p in self.passes},
             "seasons": {
                 s: {"start": a, "end_exclusive": b} for s, (a, b) in season_dates(self.year).items()
             },
             "composite": self.reducer,
+            "composite_of": "the dB images of each season and orbit pass",
             "select": list(POLARISATIONS),
             "bands": list(self.bands),
             "dtype": self.dtype,
@@ -123,22 +143,26 @@ class S1Request:
 
     def image(self, ee: Any, description: dict) -> Any:
         region = ee.Geometry.Rectangle(list(description["region"]), "EPSG:4326", False)
-        seasons = []
+        composites = []
         for season, dates in description["seasons"].items():
-            collection = ee.ImageCollection(description["collection"]).filterBounds(region)
-            collection = collection.filterDate(dates["start"], dates["end_exclusive"])
-            for f in description["filters"]:
-                if "eq" in f:
-                    collection = collection.filter(ee.Filter.eq(f["property"], f["eq"]))
-                else:
-                    collection = collection.filter(
-                        ee.Filter.listContains(f["property"], f["contains"])
-                    )
-            composite = getattr(
-                collection.select(description["select"]), description["composite"]
-            )()
-            seasons.append(composite.rename([f"{season}_{p}" for p in description["select"]]))
-        return ee.Image.cat(seasons).toFloat()
+            for orbit_pass, pass_filter in description["orbit_passes"].items():
+                collection = ee.ImageCollection(description["collection"]).filterBounds(region)
+                collection = collection.filterDate(dates["start"], dates["end_exclusive"])
+                for f in [*description["filters"], pass_filter]:
+                    if "eq" in f:
+                        collection = collection.filter(ee.Filter.eq(f["property"], f["eq"]))
+                    else:
+                        collection = collection.filter(
+                            ee.Filter.listContains(f["property"], f["contains"])
+                        )
+                composite = getattr(
+                    collection.select(description["select"]), description["composite"]
+                )()
+                suffix = self.passes[orbit_pass]
+                composites.append(
+                    composite.rename([f"{season}_{p}{suffix}" for p in description["select"]])
+                )
+        return ee.Image.cat(composites).toFloat()
 
 
 @dataclass(frozen=True)
@@ -249,10 +273,24 @@ def credentials_available(auth: GeeAuth, environ: Mapping[str, str] = os.environ
     return bool(auth.key_file) or adc_file(environ).is_file()
 
 
-def initialize(ee: Any, auth: GeeAuth, environ: Mapping[str, str] = os.environ) -> None:
+ENDPOINTS = {
+    # Google recommends the high-volume endpoint for automated, parallel requests such as
+    # computePixels of many tiles; the standard one suits interactive use.
+    "high_volume": "https://earthengine-highvolume.googleapis.com",
+    "standard": "https://earthengine.googleapis.com",
+}
+
+
+def initialize(
+    ee: Any,
+    auth: GeeAuth,
+    environ: Mapping[str, str] = os.environ,
+    endpoint: str = "high_volume",
+) -> None:
     """Initialise Earth Engine from a service-account key file or application default
-    credentials. Fails at once, saying what to set, when neither is there: it never
-    prompts (jobs run under SLURM) and never probes a metadata server."""
+    credentials, on `endpoint` (see ENDPOINTS). Fails at once, saying what to set, when
+    neither is there: it never prompts (jobs run under SLURM) and never probes a metadata
+    server."""
     if not auth.project:
         raise GeeAuthError(f"no Cloud project. {AUTH_HELP}")
     try:
@@ -268,7 +306,7 @@ def initialize(ee: Any, auth: GeeAuth, environ: Mapping[str, str] = os.environ) 
             credentials, _ = google.auth.default(scopes=ee.oauth.SCOPES)
         else:
             raise GeeAuthError(f"no credentials found. {AUTH_HELP}")
-        ee.Initialize(credentials=credentials, project=auth.project)
+        ee.Initialize(credentials=credentials, project=auth.project, url=ENDPOINTS[endpoint])
     except GeeAuthError:
         raise
     except Exception as err:  # whatever the auth libraries raise: keep secrets out

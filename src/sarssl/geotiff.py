@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.transform import Affine
 from rasterio.windows import from_bounds
 
@@ -21,12 +21,16 @@ from .errors import TileError
 
 @dataclass(frozen=True)
 class Raster:
-    """Bands of one file with their names and georeferencing."""
+    """Bands of one file, as stored (the file's dtype), with their names, georeferencing and
+    the file's own mask."""
 
     data: np.ndarray  # (band, row, col)
     band_names: tuple[str, ...]
     crs: str
     transform: Affine
+    # (band, row, col) False where GDAL masks the pixel (nodata value, internal or per-band
+    # mask); None when every pixel is valid.
+    valid: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -45,19 +49,23 @@ def read_raster(
     path: str | Path,
     tile: str,
     *,
-    as_float: bool = True,
+    what: str = "",
     bounds: tuple[float, float, float, float] | None = None,
     out_shape: tuple[int, int] | None = None,
 ) -> Raster:
-    """Read all bands of `path`; nodata becomes NaN when `as_float`.
+    """Read all bands of `path` and their masks; every failure is a TileError naming the
+    tile, the file and (`what`, e.g. "S1") its role.
 
     With `bounds` (west, south, east, north, in the file's CRS) and `out_shape` (rows, cols),
     only that window is read, resampled by nearest neighbour (GDAL picks an overview when the
     output is coarser), so a 36000x36000 WorldCover tile is never read whole.
     """
     path = Path(path)
+    name = f"{what} file" if what else "file"
     if not path.is_file():
-        raise TileError(tile, f"file missing: {path}")
+        raise TileError(tile, f"{name} missing: {path}")
+    if path.stat().st_size == 0:
+        raise TileError(tile, f"{name} {path} is empty (0 bytes)")
     try:
         with rasterio.open(path) as src:
             window = None
@@ -67,19 +75,21 @@ def read_raster(
                 rows, cols = out_shape or (round(window.height), round(window.width))
                 transform = rasterio.transform.from_bounds(*bounds, cols, rows)
             read_shape = None if out_shape is None else (src.count, *out_shape)
-            data = src.read(
-                window=window, out_shape=read_shape, resampling=Resampling.nearest, boundless=False
-            )
-            nodata = src.nodata
+            options = {"window": window, "out_shape": read_shape, "boundless": False}
+            data = src.read(resampling=Resampling.nearest, **options)
+            valid = None
+            # A NaN nodata value masks what is NaN in the data anyway: no second read.
+            nan_nodata = src.nodata is not None and np.isnan(src.nodata)
+            if not all(
+                MaskFlags.all_valid in flags or (nan_nodata and flags == [MaskFlags.nodata])
+                for flags in src.mask_flag_enums
+            ):
+                valid = src.read_masks(**options) != 0
             names = tuple(d or f"band{i + 1}" for i, d in enumerate(src.descriptions))
             crs = src.crs.to_string() if src.crs else ""
     except rasterio.errors.RasterioError as err:
-        raise TileError(tile, f"cannot read {path}: {err}") from err
-    if as_float:
-        data = data.astype(np.float32, copy=False)
-        if nodata is not None and not np.isnan(nodata):
-            data[data == nodata] = np.nan
-    return Raster(data=data, band_names=names, crs=crs, transform=transform)
+        raise TileError(tile, f"cannot read {name} {path}: {err}") from err
+    return Raster(data=data, band_names=names, crs=crs, transform=transform, valid=valid)
 
 
 def write_geotiff(

@@ -18,14 +18,14 @@ with warnings.catch_warnings():
 
 from .atomic import atomic_path
 from .errors import ConfigError
+from .paths import TILES_NAME, path
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
 def tiles_file_name(aoi: str) -> str:
-    """geetiles names a grid `{aoi}_partitions_aschips_{hash}.geojson`; the pipeline drops the
-    hash so that the path is known before the grid exists. Tile ids are unchanged."""
-    return f"{aoi}_partitions_aschips.geojson"
+    """The file name of an AOI's grid (see sarssl.paths.TILES_NAME); tile ids are geetiles'."""
+    return path(TILES_NAME, aoi=aoi)
 
 
 def read_aoi(wkt_path: str | Path) -> shapely.Geometry:

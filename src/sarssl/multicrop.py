@@ -3,9 +3,16 @@
 The paper keeps "horizontal flip and crops" and drops DINO's colour jitter, blur and
 solarisation, which have no meaning for backscatter in dB. Everything else follows DINO:
 two global crops of 40-100 % of the tile and several local crops of 5-40 %, aspect ratio
-3/4-4/3, bicubic resampling (torchvision's RandomResizedCrop), each flipped with
-probability 0.5. DINO's local crops are 96 px for 224 px inputs; at 448 px the same share is
-192 px.
+3/4-4/3, bicubic resampling with antialiasing (torchvision's RandomResizedCrop), each
+flipped with probability 0.5. DINO's local crops are 96 px for 224 px inputs; at 448 px the
+same share is 192 px.
+
+The work is split where it is cheapest: a data-loader worker only draws the crop boxes and
+flips (`crop_params`, a few random numbers), and the resampling of a whole batch runs on the
+training device (`crop_batch`) as two batched matrix products per view, out = Wy @ tile @
+Wx^T, whose weights are PyTorch's antialiased bicubic ones (`F.interpolate(..., "bicubic",
+antialias=True)` on the crop, a = -0.5, support scaled with the downsampling factor). A flip
+reverses the rows of Wx.
 
 All randomness comes from the generator passed in, which the data set seeds from (seed,
 epoch, tile): a tile's crops are the same whichever worker, process or rank draws them, so
@@ -17,11 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 ASPECT_RATIOS = (3 / 4, 4 / 3)
 CROP_ATTEMPTS = 10  # as torchvision, before falling back to a central crop
 FLIP_PROBABILITY = 0.5
+BICUBIC_A = -0.5  # PyTorch's (and PIL's) antialiased bicubic kernel
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,10 @@ class CropSpec:
     @property
     def n_crops(self) -> int:
         return 2 + self.local_crops
+
+    def size(self, view: int) -> int:
+        """Output side of view `view` (the two global views first)."""
+        return self.global_px if view < 2 else self.local_px
 
 
 def crop_box(
@@ -59,25 +70,65 @@ def crop_box(
     return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
 
 
-def resized_crop(
-    image: torch.Tensor, box: tuple[int, int, int, int], size: int, flip: bool
+def crop_params(
+    rng: np.random.Generator, height: int, width: int, spec: CropSpec
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boxes (n_crops, 4: top, left, height, width) and flips (n_crops,) of one tile's
+    views: the two global views, then the local ones."""
+    scales = [spec.global_scale] * 2 + [spec.local_scale] * spec.local_crops
+    boxes, flips = [], []
+    for scale in scales:
+        boxes.append(crop_box(rng, height, width, scale))
+        flips.append(rng.random() < FLIP_PROBABILITY)
+    return torch.tensor(boxes, dtype=torch.int64), torch.tensor(flips, dtype=torch.bool)
+
+
+def bicubic(x: torch.Tensor) -> torch.Tensor:
+    """Keys' cubic convolution kernel with a = BICUBIC_A."""
+    a, x = BICUBIC_A, x.abs()
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = (((x - 5) * x + 8) * x - 4) * a
+    return torch.where(x < 1, near, torch.where(x < 2, far, torch.zeros_like(x)))
+
+
+def resize_weights(
+    start: torch.Tensor, length: torch.Tensor, in_size: int, out_size: int
 ) -> torch.Tensor:
-    """The `box` of a (channel, y, x) image, resampled to size x size, optionally mirrored."""
-    top, left, crop_h, crop_w = box
-    patch = image[None, :, top : top + crop_h, left : left + crop_w]
-    out = F.interpolate(patch, size=(size, size), mode="bicubic", antialias=True)[0]
-    return out.flip(-1) if flip else out
+    """(batch, out_size, in_size) weights that resample the span [start, start + length)
+    of an axis of `in_size` to `out_size`, as PyTorch's antialiased bicubic interpolation of
+    that span does: output i is centred at scale * (i + 0.5) of the span, scale = length /
+    out_size; the kernel is stretched by the scale when downsampling (support 2 * scale);
+    taps outside the span are dropped and the rest renormalised. Float32, as PyTorch computes
+    them, so that the two agree to float rounding."""
+    dtype = torch.float32
+    length = length.to(device=start.device, dtype=dtype)[:, None, None]
+    scale = length / out_size
+    support = 2.0 * scale.clamp_min(1.0)
+    inverse = torch.where(scale >= 1.0, 1.0 / scale, torch.ones_like(scale))
+    centre = scale * (torch.arange(out_size, device=start.device, dtype=dtype)[None, :, None] + 0.5)
+    position = torch.arange(in_size, device=start.device, dtype=dtype)[None, None, :]
+    offset = position - start.to(dtype)[:, None, None]  # within the span
+    first = torch.trunc(centre - support + 0.5).clamp_min(0.0)
+    last = torch.minimum(torch.trunc(centre + support + 0.5), length)
+    weights = bicubic((offset - centre + 0.5) * inverse)
+    weights = torch.where((offset >= first) & (offset < last), weights, torch.zeros_like(weights))
+    return weights / weights.sum(dim=-1, keepdim=True)
 
 
-def multi_crop(image: torch.Tensor, rng: np.random.Generator, spec: CropSpec) -> list[torch.Tensor]:
-    """The two global crops, then the local crops, of one (channel, y, x) tile."""
-    height, width = image.shape[-2:]
-    views = [(spec.global_scale, spec.global_px)] * 2 + [
-        (spec.local_scale, spec.local_px)
-    ] * spec.local_crops
-    return [
-        resized_crop(
-            image, crop_box(rng, height, width, scale), size, rng.random() < FLIP_PROBABILITY
-        )
-        for scale, size in views
-    ]
+def crop_batch(
+    tiles: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor, spec: CropSpec
+) -> list[torch.Tensor]:
+    """The views of a batch of tiles (batch, channel, y, x), on their device and in their
+    dtype: for each view, (batch, channel, size, size) resampled from each tile's own box
+    (boxes (batch, n_crops, 4), flips (batch, n_crops))."""
+    _, _, height, width = tiles.shape
+    views = []
+    for view in range(spec.n_crops):
+        size = spec.size(view)
+        top, left, crop_h, crop_w = boxes[:, view].T
+        rows = resize_weights(top, crop_h, height, size)
+        columns = resize_weights(left, crop_w, width, size)
+        columns = torch.where(flips[:, view, None, None], columns.flip(1), columns)
+        rows, columns = rows.to(tiles.dtype), columns.to(tiles.dtype)
+        views.append(rows[:, None] @ tiles @ columns[:, None].transpose(-1, -2))
+    return views

@@ -20,12 +20,12 @@ import logging
 import math
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import timm
@@ -37,24 +37,26 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from .atomic import atomic_path, write_text_atomic
-from .bands import CHANNELS
+from .backbone import create_backbone, load_checkpoint
 from .child import run_sarssl
 from .data import MultiCropTiles, Normalisation, StepBatches, StoreTiles, make_loader, split_tiles
+from .devices import Precision, autocast, autocast_dtype, device_description
 from .dino import DINOHead, DINOLoss, cosine_schedule, ema_update, teacher_temperature_schedule
 from .errors import ConfigError, SarsslError
-from .multicrop import CropSpec
+from .multicrop import CropSpec, crop_batch
+from .probe import PatchProbe, ProbeSettings
 
 log = logging.getLogger(__name__)
 
-Precision = Literal["auto", "bf16", "fp32"]
 CHECKPOINT_NAME = "last.pt"
 METRICS_NAME = "metrics.csv"
+# Averages over the steps since the last row: the loss and what tells learning from
+# collapse (sarssl.dino.LossTerms).
+STEP_TERMS = ("loss", "teacher_entropy", "kl", "batch_entropy", "prototypes")
 METRIC_FIELDS = (
     "step",
     "epoch",
-    "loss",
-    "teacher_entropy",
-    "kl",
+    *STEP_TERMS,
     "lr",
     "weight_decay",
     "teacher_momentum",
@@ -62,9 +64,8 @@ METRIC_FIELDS = (
     "images_per_s",
     "elapsed_s",
 )
-# Settings that change how a run executes, not what it computes: a checkpoint written under
-# other values of these still resumes.
-EXECUTION_ONLY = frozenset({"loader_workers", "checkpoint_every", "log_every", "compile"})
+# The k-NN probe of the teacher on val tiles, in the rows of the steps it ran at.
+PROBE_FIELDS = ("probe_accuracy", "probe_miou", "probe_s")
 
 
 class NonFiniteLossError(SarsslError):
@@ -78,7 +79,7 @@ class PretrainSettings:
     stores: tuple[str, ...]  # Zarr stores whose train tiles are trained on
     epochs: int
     batch_size: int  # global, over all processes
-    image_px: int = 448
+    tile_px: int = 448
     # Head (DINO's defaults).
     out_dim: int = 65536
     head_hidden_dim: int = 2048
@@ -113,6 +114,15 @@ class PretrainSettings:
     loader_workers: int = 4
     checkpoint_every: int = 500
     log_every: int = 20
+    # k-NN probe of the teacher on val tiles every `probe_every` steps (0: once per epoch;
+    # -1: never), see sarssl.probe.
+    probe_every: int = 0
+    probe_k: int = ProbeSettings.k
+    probe_temperature: float = ProbeSettings.temperature
+    probe_train_tiles: int = ProbeSettings.train_tiles
+    probe_eval_tiles: int = ProbeSettings.eval_tiles
+    probe_bank_patches: int = ProbeSettings.bank_patches
+    probe_batch_size: int = ProbeSettings.batch_size
 
     def __post_init__(self):
         if not timm.is_model(self.architecture):
@@ -132,7 +142,19 @@ class PretrainSettings:
     @property
     def crops(self) -> CropSpec:
         return CropSpec(
-            self.image_px, self.global_scale, self.local_px, self.local_scale, self.local_crops
+            self.tile_px, self.global_scale, self.local_px, self.local_scale, self.local_crops
+        )
+
+    @property
+    def probe(self) -> ProbeSettings:
+        return ProbeSettings(
+            k=self.probe_k,
+            temperature=self.probe_temperature,
+            train_tiles=self.probe_train_tiles,
+            eval_tiles=self.probe_eval_tiles,
+            bank_patches=self.probe_bank_patches,
+            batch_size=self.probe_batch_size,
+            seed=self.seed,
         )
 
     @property
@@ -148,13 +170,20 @@ class PretrainSettings:
         return cls(**{k: tuple(v) if k in tuples else v for k, v in values.items()})
 
 
-RUN_KEYS = frozenset({"name", "architecture", "stores", "epochs", "batch_size", "image_px"})
+# Settings that change how a run executes, not what it computes: a checkpoint written under
+# other values of these still resumes. The probe only reads the weights.
+EXECUTION_ONLY = frozenset(
+    {"loader_workers", "checkpoint_every", "log_every", "compile"}
+    | {f.name for f in dataclasses.fields(PretrainSettings) if f.name.startswith("probe_")}
+)
+RUN_KEYS = frozenset({"name", "architecture", "stores", "epochs", "batch_size", "tile_px"})
 
 
 def settings_from_config(
-    run: dict, dino: dict, stores: list[str], image_px: int
+    run: dict, dino: dict, stores: list[str], tile_px: int, probe: dict | None = None
 ) -> PretrainSettings:
-    """A pretrain run of the config: the shared dino section with the run's overrides."""
+    """A pretrain run of the config: the shared dino section (and probe section) with the
+    run's overrides."""
     overrides = run.get("dino", {})
     tunable = {f.name for f in dataclasses.fields(PretrainSettings)} - RUN_KEYS
     unknown = sorted(set(overrides) - tunable)
@@ -165,6 +194,11 @@ def settings_from_config(
         )
     return PretrainSettings.from_dict(
         {
+            **{
+                f"probe_{key}": value
+                for key, value in (probe or {}).items()
+                if f"probe_{key}" in EXECUTION_ONLY
+            },
             **dino,
             **overrides,
             "name": run["name"],
@@ -172,7 +206,7 @@ def settings_from_config(
             "stores": stores,
             "epochs": run["epochs"],
             "batch_size": run["batch_size"],
-            "image_px": image_px,
+            "tile_px": tile_px,
         }
     )
 
@@ -213,23 +247,6 @@ class Schedules:
         )
 
 
-def create_backbone(architecture: str, image_px: int, drop_path_rate: float = 0.0) -> nn.Module:
-    """A randomly initialised timm ViT for 12-channel tiles, without classifier; it accepts
-    other input sizes (local crops) by interpolating its position embedding."""
-    try:
-        return timm.create_model(
-            architecture,
-            pretrained=False,
-            img_size=image_px,
-            in_chans=len(CHANNELS),
-            num_classes=0,
-            dynamic_img_size=True,
-            drop_path_rate=drop_path_rate,
-        )
-    except RuntimeError as err:  # timm: "Unknown model (...)"
-        raise ConfigError(f"architecture {architecture!r}: {err}") from err
-
-
 class MultiCropNetwork(nn.Module):
     """Backbone and head over a list of crops: one backbone call per run of equal-sized
     crops (the global ones, then the local ones), as DINO's MultiCropWrapper. The backbone
@@ -244,17 +261,13 @@ class MultiCropNetwork(nn.Module):
         features = []
         for _size, group in itertools.groupby(crops, key=lambda crop: crop.shape[-1]):
             batch = torch.cat(list(group))
-            with torch.autocast(
-                batch.device.type,
-                dtype=self.autocast_dtype or torch.float32,
-                enabled=self.autocast_dtype is not None,
-            ):
+            with autocast(batch.device.type, self.autocast_dtype):
                 features.append(self.backbone(batch))
         return self.head(torch.cat(features).float())
 
 
 def create_network(settings: PretrainSettings, drop_path_rate: float) -> MultiCropNetwork:
-    backbone = create_backbone(settings.architecture, settings.image_px, drop_path_rate)
+    backbone = create_backbone(settings.architecture, settings.tile_px, drop_path_rate)
     head = DINOHead(
         backbone.num_features,
         settings.out_dim,
@@ -289,12 +302,18 @@ def clip_gradients_per_parameter(parameters: list[torch.Tensor], max_norm: float
     torch._foreach_mul_(grads, scale)
 
 
-def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
-        return None
-    if device.type != "cuda":
-        raise ConfigError("precision bf16 needs a GPU; use auto or fp32 on the CPU")
-    return torch.bfloat16
+def device_views(
+    batch: tuple[torch.Tensor, ...],
+    device: torch.device,
+    normalisation: Normalisation,
+    spec: CropSpec,
+    dtype: torch.dtype,
+) -> list[torch.Tensor]:
+    """A loader batch (stored tiles, crop boxes, flips; pinned on a GPU run) -> the
+    standardised multi-crop views, computed on `device` in `dtype`: the precision in which
+    the backbone reads its input under autocast anyway."""
+    tiles, boxes, flips = (x.to(device, non_blocking=True) for x in batch)
+    return crop_batch(normalisation.standardise(tiles).to(dtype), boxes, flips, spec)
 
 
 @dataclass
@@ -359,16 +378,20 @@ class MetricsLog:
     @staticmethod
     def _format(rows: list[dict]) -> str:
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=METRIC_FIELDS, lineterminator="\n")
+        writer = csv.DictWriter(
+            out, fieldnames=METRIC_FIELDS + PROBE_FIELDS, lineterminator="\n", extrasaction="ignore"
+        )
         writer.writeheader()
         writer.writerows(rows)
         return out.getvalue()
 
     def write(self, row: dict) -> None:
         with open(self.path, "a") as stream:
-            csv.DictWriter(stream, fieldnames=METRIC_FIELDS, lineterminator="\n").writerow(row)
-        for key in METRIC_FIELDS[2:]:
-            self.writer.add_scalar(f"pretrain/{key}", row[key], row["step"])
+            fields = METRIC_FIELDS + PROBE_FIELDS
+            csv.DictWriter(stream, fieldnames=fields, lineterminator="\n").writerow(row)
+        for key in (*METRIC_FIELDS[2:], *PROBE_FIELDS):
+            if row.get(key) is not None:
+                self.writer.add_scalar(f"pretrain/{key}", row[key], row["step"])
         self.writer.flush()
 
     def close(self) -> None:
@@ -378,11 +401,6 @@ class MetricsLog:
 def save_checkpoint(path: Path, state: dict) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
-
-
-def load_checkpoint(path: Path) -> dict:
-    # Our own files: they hold numpy arrays and settings besides tensors.
-    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def settings_differ(saved: dict, settings: PretrainSettings) -> list[str]:
@@ -450,7 +468,7 @@ class DINOTrainer:
         teacher_temp: float,
         freeze_last_layer: bool,
     ) -> torch.Tensor:
-        """One DINO step; returns (loss, teacher entropy, KL) on the device, unsynced."""
+        """One DINO step; returns the STEP_TERMS on the device, unsynced."""
         for i, group in enumerate(self.optimizer.param_groups):
             group["lr"] = lr
             if i == 0:  # the group of weights; biases and norms have none
@@ -466,7 +484,7 @@ class DINOTrainer:
                 parameter.grad = None
         self.optimizer.step()
         self.ema(self.teacher_params, self.student_params, teacher_momentum)
-        return torch.stack([terms.loss.detach(), terms.teacher_entropy, terms.kl])
+        return torch.stack([terms.loss.detach(), *(getattr(terms, t) for t in STEP_TERMS[1:])])
 
     def state_dict(self) -> dict:
         return {
@@ -524,6 +542,16 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
     schedules = Schedules.of(settings, batches.steps_per_epoch)
     dataset = MultiCropTiles(StoreTiles(tiles, normalisation), settings.crops, settings.seed)
     loader = make_loader(dataset, batches, settings.loader_workers, device.type == "cuda")
+    # Every rank knows the probe steps (they are log steps, with a collective); the main
+    # rank alone runs the probe.
+    val_tiles = [t for store in settings.stores for t in split_tiles(store, ["val"])]
+    probe_every = settings.probe_every or batches.steps_per_epoch
+    probing = settings.probe_every >= 0 and bool(val_tiles)
+    probe = (
+        PatchProbe(tiles, {"val": val_tiles}, normalisation, settings.probe) if probing else None
+    )
+    if settings.probe_every >= 0 and not val_tiles:
+        log.warning("%s: no valid val tile, so no k-NN probe during training", settings.name)
 
     def checkpoint_state(step: int) -> dict:
         return {
@@ -531,6 +559,7 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
             "settings": settings.as_dict(),
             "normalisation": normalisation.as_dict(),
             "tiles": len(tiles),
+            "device": f"{device_description(device)} x {ranks.world_size}",
             **trainer.state_dict(),
         }
 
@@ -561,13 +590,14 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
         file=sys.stderr,
         mininterval=1 if sys.stderr.isatty() else 30,
     )
-    sums = torch.zeros(3, device=device)  # loss, teacher entropy, KL since the last log
+    sums = torch.zeros(len(STEP_TERMS), device=device)  # since the last log
     logged_step, logged_time, started = start_step, time.perf_counter(), time.perf_counter()
     trainer.student.train()
     trainer.teacher.train()
-    for step, crops in enumerate(loader, start=start_step):
+    crop_dtype = trainer.student.autocast_dtype or torch.float32
+    for step, batch in enumerate(loader, start=start_step):
         epoch = step // batches.steps_per_epoch
-        crops = [c.to(device, non_blocking=True) for c in crops]
+        crops = device_views(batch, device, normalisation, settings.crops, crop_dtype)
         sums += trainer.step(
             crops,
             lr=float(schedules.lr[step]),
@@ -579,7 +609,8 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
 
         done = step + 1
         at_checkpoint = done % settings.checkpoint_every == 0 or done == batches.total_steps
-        if done % settings.log_every and not at_checkpoint:
+        at_probe = probing and done % probe_every == 0
+        if done % settings.log_every and not at_checkpoint and not at_probe:
             continue
         # The only host sync: averages since the last log, checked before any checkpoint.
         means = (ranks.all_reduce_mean(sums) / (done - logged_step)).tolist()
@@ -592,9 +623,7 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
         row = {
             "step": done,
             "epoch": epoch,
-            "loss": means[0],
-            "teacher_entropy": means[1],
-            "kl": means[2],
+            **dict(zip(STEP_TERMS, means, strict=True)),
             "lr": float(schedules.lr[step]),
             "weight_decay": float(schedules.weight_decay[step]),
             "teacher_momentum": float(schedules.teacher_momentum[step]),
@@ -603,9 +632,14 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
             "elapsed_s": now - started,
         }
         sums.zero_()
+        if at_probe and ranks.is_main:
+            scores = probe.score(trainer.teacher.backbone, trainer.teacher.autocast_dtype)["val"]
+            row.update(probe_accuracy=scores.accuracy, probe_miou=scores.miou)
+            row["probe_s"] = time.perf_counter() - now
+            now = time.perf_counter()  # images/s of the next row without the probe
         logged_step, logged_time = done, now
         progress.update(done - progress.n)
-        progress.set_postfix(loss=f"{means[0]:.4f}", entropy=f"{means[1]:.3f}")
+        progress.set_postfix(loss=f"{means[0]:.4f}", prototypes=f"{means[4]:.0f}")
         if ranks.is_main:
             metrics.write(row)
             if at_checkpoint:
@@ -621,32 +655,49 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
     return checkpoint_path
 
 
-def load_backbone(
-    checkpoint: str | Path, which: Literal["student", "teacher"] = "student"
-) -> tuple[nn.Module, Normalisation, PretrainSettings]:
-    """A pre-trained backbone (eval mode, on the CPU), its input normalisation and
-    settings."""
-    state = load_checkpoint(Path(checkpoint))
-    settings = PretrainSettings.from_dict(state["settings"])
-    network = create_network(settings, 0.0)
-    network.load_state_dict(state[which])
-    return (
-        network.backbone.eval(),
-        Normalisation.from_dict(state["normalisation"]),
-        settings,
-    )
+RENDEZVOUS_PORT = 29400  # torchrun's c10d rendezvous on the job's first node
 
 
-def launch(settings: PretrainSettings, run_dir: str | Path, processes: int) -> Path:
-    """Train in a child process (see sarssl.child), or in `processes` processes on this
-    node under torchrun (one per GPU; DDP)."""
+def launcher_commands(
+    gpus: int, nodes: int, rendezvous_host: str, job_id: str
+) -> tuple[list[str], list[str]]:
+    """(prefix, launcher) of the training command `prefix python launcher -m sarssl.cli`:
+    nothing for one process; torchrun on this node for several GPUs; for several nodes,
+    one torchrun per node started by srun, which meet at a c10d rendezvous on the first."""
+    if nodes == 1:
+        standalone = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}"]
+        return [], standalone if gpus > 1 else []
+    prefix = ["srun", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1"]
+    launcher = [
+        "-m",
+        "torch.distributed.run",
+        f"--nnodes={nodes}",
+        f"--nproc-per-node={gpus}",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint={rendezvous_host}:{RENDEZVOUS_PORT}",
+        f"--rdzv-id={job_id}",
+    ]
+    return prefix, launcher
+
+
+def launch(settings: PretrainSettings, run_dir: str | Path, gpus: int, nodes: int = 1) -> Path:
+    """Train in a child process (see sarssl.child), under torchrun on this node (one process
+    per GPU; DDP), or on `nodes` nodes of a SLURM allocation (one torchrun per node)."""
     run_dir = Path(run_dir)
     settings_file = run_dir / "settings.json"
     write_text_atomic(settings_file, json.dumps(settings.as_dict(), indent=2))
-    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if nodes > 1 and not job_id:
+        raise ConfigError(
+            f"pretrain {settings.name}: nodes: {nodes} starts one torchrun per node with srun, "
+            f"which needs a SLURM allocation of {nodes} nodes (run with --profile slurm)"
+        )
+    # The batch script runs on the allocation's first node: the rendezvous is there.
+    prefix, launcher = launcher_commands(gpus, nodes, socket.gethostname(), job_id or "")
     run_sarssl(
         ["pretrain", "--settings", str(settings_file), "--run-dir", str(run_dir)],
-        launcher if processes > 1 else [],
+        launcher,
+        prefix,
     )
     return run_dir / CHECKPOINT_NAME
 

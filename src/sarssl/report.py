@@ -75,3 +75,7 @@ def training_curves(
     figures.training_curves(
         pd.read_csv(pretrain_metrics), run_histories(metrics_files), path, title
     )
+
+
+def probe_curves(pretrain_metrics: str | Path, table: str | Path, path: str | Path, title: str):
+    figures.probe_curves(pd.read_csv(pretrain_metrics), pd.read_csv(table), path, title)

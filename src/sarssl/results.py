@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import paths
 from .atomic import write_text_atomic
-from .finetune import format_fraction, grid_runs, run_folder
+from .runs import format_fraction, grid_runs, run_file
 
 INIT_ROWS = {
     "scratch": "from scratch",
@@ -45,9 +46,9 @@ def collect_runs(results: str | Path, runs: list[tuple[str, str, str, float]]) -
     status: ok, failed (config written, no metrics) or missing (never started)."""
     rows = []
     for pretrain, model, init, fraction in runs:
-        folder = run_folder(Path(results), pretrain, model, init, fraction)
+        run = (pretrain, model, init, fraction)
         row = {"pretrain": pretrain, "model": model, "init": init, "fraction": fraction}
-        metrics = folder / "metrics.json"
+        metrics = run_file(results, run, paths.FINETUNE_METRICS)
         if metrics.is_file():
             record = json.loads(metrics.read_text())
             row |= {
@@ -63,7 +64,8 @@ def collect_runs(results: str | Path, runs: list[tuple[str, str, str, float]]) -
                 **{f"iou_{name}": iou for name, iou in record["per_class_iou"].items()},
             }
         else:
-            status = "failed or running" if (folder / "config.json").is_file() else MISSING
+            started = run_file(results, run, paths.FINETUNE_CONFIG).is_file()
+            status = "failed or running" if started else MISSING
             row |= {"status": status, "miou": np.nan}
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -151,12 +153,12 @@ def write_all_tables(results: str | Path, finetune: dict) -> list[Path]:
     write_text_atomic(tables / "runs.csv", frame.to_csv(index=False))
     written = [tables / "runs.csv"]
     layouts = [(table1, "table1", "Table 1", p) for p in finetune["pretrain"]]
-    if finetune["unet_baselines"]:
-        layouts.append((si_table2, "si_table2", "SI Table 2", finetune["unet_baselines"]))
+    if finetune["unet_baseline"]:
+        layouts.append((si_table2, "si_table2", "SI Table 2", finetune["unet_baseline"]))
     for layout, stem, title, pretrain in layouts:
         csv_path, md_path = (tables / f"{stem}_{pretrain}.{ext}" for ext in ("csv", "md"))
         write_table(
-            layout(frame, pretrain, finetune["fractions"]),
+            layout(frame, pretrain, finetune["percents"]),
             csv_path,
             md_path,
             f"{title}, {pretrain}",

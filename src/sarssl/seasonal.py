@@ -1,62 +1,18 @@
-"""Seasonal stacking of one tile: export bands (dB) -> 12 model channels, and its labels.
+"""Seasonal stacking of one tile: seasonal dB means -> 12 model channels, and its labels.
 
-Pure functions over arrays; the caller does the I/O. Every rejection raises TileError with
-the tile and a reason that a person can act on.
+Pure functions over arrays on the tile's grid; the caller does the I/O, the decoding
+(`sarssl.s1layout`) and the regridding (`sarssl.tilegrid`). Every rejection raises TileError
+with the tile and a reason that a person can act on.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .bands import POLARISATIONS, SEASONS
 from .errors import TileError
-from .geotiff import Raster
+from .s1layout import nan_mean
 from .worldcover import IGNORE_INDEX, codes_to_indices
-
-
-def band_groups(band_names: Sequence[str]) -> dict[tuple[str, str], list[int]]:
-    """Indices of the bands of each (season, polarisation).
-
-    A band belongs to (season, pol) when named ``{season}_{pol}`` or ``{season}_{pol}_*``
-    (several acquisitions or orbit passes of the same season). Raises KeyError naming the
-    missing groups.
-    """
-    groups: dict[tuple[str, str], list[int]] = {}
-    for season in SEASONS:
-        for pol in POLARISATIONS:
-            name = f"{season}_{pol}"
-            groups[season, pol] = [
-                i for i, b in enumerate(band_names) if b == name or b.startswith(name + "_")
-            ]
-    missing = [f"{s}_{p}" for (s, p), idx in groups.items() if not idx]
-    if missing:
-        raise KeyError(f"bands {missing} missing; the file has {list(band_names)}")
-    return groups
-
-
-def nan_mean(stack: np.ndarray) -> np.ndarray:
-    """Mean over axis 0 ignoring NaN; NaN where nothing is finite. Unlike np.nanmean it
-    warns about nothing (warning filters are not thread-safe, and tiles run in threads)."""
-    finite = np.isfinite(stack)
-    count = finite.sum(axis=0)
-    total = np.where(finite, stack, 0.0).sum(axis=0, dtype=np.float32)
-    out = np.full(total.shape, np.nan, dtype=np.float32)
-    return np.divide(total, count, out=out, where=count > 0)
-
-
-def seasonal_means(data: np.ndarray, band_names: Sequence[str]) -> np.ndarray:
-    """(band, row, col) dB -> (season, pol, row, col) mean of the season's bands in dB.
-
-    The mean is taken over the dB values, as Earth Engine's ``mean()`` composites the dB
-    images of COPERNICUS/S1_GRD. A pixel without any value in a season stays NaN.
-    """
-    groups = band_groups(band_names)
-    out = np.empty((len(SEASONS), len(POLARISATIONS), *data.shape[1:]), dtype=np.float32)
-    for si, season in enumerate(SEASONS):
-        for pi, pol in enumerate(POLARISATIONS):
-            out[si, pi] = nan_mean(data[groups[season, pol]])
-    return out
 
 
 def fill_gaps(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,49 +49,36 @@ class StackedTile:
     nodata_fraction: float
 
 
-def stack_tile(raster: Raster, tile: str, tile_px: int, max_nodata_fraction: float) -> StackedTile:
-    """Validate one export tile and turn it into the 12 channels."""
-    if raster.shape != (tile_px, tile_px):
-        raise TileError(
-            tile, f"size is {raster.shape[0]}x{raster.shape[1]} px, expected {tile_px}x{tile_px}"
-        )
-    try:
-        means = seasonal_means(raster.data, raster.band_names)
-    except KeyError as err:
-        raise TileError(tile, str(err.args[0])) from err
+def stack_tile(
+    means: np.ndarray, tile: str, max_nodata_fraction: float, nodata_note: str = ""
+) -> StackedTile:
+    """Check the seasonal means (season, pol, row, col; NaN = no data) of one tile and turn
+    them into the 12 channels. `nodata_note` is added to reasons about missing data (what
+    the file's codes say about them)."""
+    note = f" ({nodata_note})" if nodata_note else ""
     observed = np.isfinite(means)
     if not observed.any():
-        raise TileError(tile, "all pixels are nodata")
+        raise TileError(tile, f"all pixels are nodata{note}")
     for si, season in enumerate(SEASONS):
         for pi, pol in enumerate(POLARISATIONS):
             if not observed[si, pi].any():
-                raise TileError(tile, f"season {season} has no {pol} data (all NaN)")
+                raise TileError(tile, f"season {season} has no {pol} data{note}")
     filled, valid = fill_gaps(means)
     nodata_fraction = float(1.0 - valid.mean())
     if nodata_fraction > max_nodata_fraction:
         raise TileError(
             tile,
             f"{nodata_fraction:.1%} of pixels have no SAR data "
-            f"(data.max_nodata_fraction is {max_nodata_fraction:.1%})",
+            f"(data.max_nodata_fraction is {max_nodata_fraction:.1%}){note}",
         )
     return StackedTile(to_channels(filled), valid, nodata_fraction)
 
 
-def tile_labels(labels: Raster, s1: Raster, tile: str, valid: np.ndarray) -> np.ndarray:
-    """WorldCover codes on the S1 grid -> class indices (row, col) uint8, IGNORE_INDEX where
-    the label is nodata or the SAR has no data."""
-    if labels.data.shape[0] != 1:
-        raise TileError(tile, f"label file has {labels.data.shape[0]} bands, expected 1")
-    if labels.shape != s1.shape:
-        raise TileError(tile, f"label size {labels.shape} differs from the S1 size {s1.shape}")
-    if labels.crs != s1.crs or not labels.transform.almost_equals(s1.transform, precision=1e-9):
-        raise TileError(
-            tile,
-            f"label grid ({labels.crs}, {tuple(labels.transform)[:6]}) differs from the S1 grid "
-            f"({s1.crs}, {tuple(s1.transform)[:6]})",
-        )
+def tile_labels(codes: np.ndarray, tile: str, valid: np.ndarray) -> np.ndarray:
+    """WorldCover codes (row, col) on the tile's grid -> class indices uint8, IGNORE_INDEX
+    where the label is nodata or the SAR has no data."""
     try:
-        indices = codes_to_indices(labels.data[0])
+        indices = codes_to_indices(codes)
     except ValueError as err:
         raise TileError(tile, str(err)) from err
     indices[~valid] = IGNORE_INDEX

@@ -45,9 +45,9 @@ def upsample(x: torch.Tensor, size: tuple[int, int] | int) -> torch.Tensor:
 
 
 class UNet(nn.Module):
-    def __init__(self, in_channels: int, num_classes: int, out_px: int, width: int = 64):
+    def __init__(self, in_channels: int, num_classes: int, tile_px: int, width: int = 64):
         super().__init__()
-        self.out_px = out_px
+        self.tile_px = tile_px
         widths = [width, 2 * width, 4 * width, 8 * width]
         self.stem = DoubleConv(in_channels, widths[0])
         self.down = nn.ModuleList(DoubleConv(a, b) for a, b in itertools.pairwise(widths))
@@ -70,7 +70,7 @@ class UNet(nn.Module):
         for block in self.up[:-1]:
             skip = skips.pop()
             x = block(torch.cat([upsample(x, skip.shape[-2:]), skip], dim=1))
-        x = self.up[-1](upsample(x, self.out_px))
+        x = self.up[-1](upsample(x, self.tile_px))
         return self.classify(x)
 
 
@@ -109,11 +109,11 @@ class Backbone(nn.Module):
 
 class AttentionMapsUNet(nn.Module):
     def __init__(
-        self, backbone: Backbone | None, heads: int, num_classes: int, out_px: int, width: int
+        self, backbone: Backbone | None, heads: int, num_classes: int, tile_px: int, width: int
     ):
         super().__init__()
         self.backbone = backbone
-        self.unet = UNet(heads, num_classes, out_px, width)
+        self.unet = UNet(heads, num_classes, tile_px, width)
 
     def forward(self, images: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
         if maps is None:
@@ -152,12 +152,12 @@ class S1AttentionUNet(nn.Module):
         channels: int,
         heads: int,
         num_classes: int,
-        out_px: int,
+        tile_px: int,
         width: int,
     ):
         super().__init__()
         self.backbone, self.heads = backbone, heads
-        self.unet = UNet(channels + heads, num_classes, out_px, width)
+        self.unet = UNet(channels + heads, num_classes, tile_px, width)
 
     def forward(self, images: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
         if self.heads:

@@ -104,10 +104,11 @@ def write_coordinate(
     array[...] = values
 
 
-def open_arrays(path: str | Path) -> tuple[zarr.Array, zarr.Array]:
-    """The s1grd and labels arrays, for chunk-aligned writes by one shard."""
+def open_arrays(path: str | Path) -> tuple[zarr.Array, zarr.Array, np.ndarray]:
+    """The s1grd and labels arrays, for chunk-aligned writes by one shard, and the tiles'
+    bounds (west, south, east, north), which define each tile's pixel grid."""
     group = zarr.open_group(path, mode="r+", zarr_format=3)
-    return group["s1grd"], group["labels"]
+    return group["s1grd"], group["labels"], group["bounds"][...]
 
 
 def mark_incomplete(path: str | Path) -> None:
@@ -127,8 +128,10 @@ def finalise_store(
     transform: np.ndarray,
     nodata_fraction: np.ndarray,
     stats: dict,
+    s1: dict,
 ) -> None:
-    """Write the per-tile coordinates and the statistics, then mark the store complete."""
+    """Write the per-tile coordinates, the statistics and what the S1 files were (`s1`:
+    layouts, orbit passes), then mark the store complete."""
     group = zarr.open_group(path, mode="r+", zarr_format=3)
     write_coordinate(group, "split", split.astype(object), ("tile",), str)
     write_coordinate(group, "valid", valid.astype(bool), ("tile",), "bool")
@@ -141,7 +144,7 @@ def finalise_store(
     )
     # On the array, not the group: the root zarr.json stays untouched after init (the
     # pipeline tracks it), so finalising never makes the shards look out of date.
-    group["s1grd"].attrs["normalisation"] = stats
+    group["s1grd"].attrs.update({"normalisation": stats, "source_files": s1})
     with atomic_path(Path(path) / COMPLETE_MARKER, is_dir=True) as tmp:
         zarr.open_group(tmp, mode="w", zarr_format=3, attributes={"tiles": len(split)})
 

@@ -5,7 +5,7 @@ rule init_store:
     input:
         tiles=tiles_file,
     output:
-        STORE,
+        paths.STORE_METADATA,
     log:
         "logs/{aoi}/init_store.log",
     conda:
@@ -15,6 +15,7 @@ rule init_store:
         mem_mb=4000,
         runtime=30,
     params:
+        store=lambda wildcards: store(wildcards.aoi),
         tile_px=DATA["tile_px"],
         pixel_m=DATA["pixel_m"],
         year=DATA["year"],
@@ -27,10 +28,10 @@ rule build_store_shard:
     """Seasonal 12-channel stacks and labels of one shard's tiles, written into its own
     chunks of the store; the report lists every tile's outcome and statistics."""
     input:
-        store=STORE,
+        store=paths.STORE_METADATA,
         manifest=manifest,
     output:
-        "results/{aoi}/build/shard{shard}.csv",
+        paths.BUILD_REPORT,
     log:
         "logs/{aoi}/build_store_shard/shard{shard}.log",
     benchmark:
@@ -43,24 +44,53 @@ rule build_store_shard:
         mem_mb=4000,
         runtime=240,
     params:
+        store=lambda wildcards: store(wildcards.aoi),
         tile_px=DATA["tile_px"],
+        pixel_m=DATA["pixel_m"],
         max_nodata_fraction=DATA["max_nodata_fraction"],
         bad_tile_policy=DATA["bad_tile_policy"],
+        s1_format=lambda wildcards: aoi_config(wildcards.aoi)["s1_format"],
+        orbit_pass=lambda wildcards: aoi_config(wildcards.aoi)["orbit_pass"],
     script:
         "../scripts/build_store_shard.py"
 
 
-rule finalise_store:
-    """Splits and per-tile georeferencing into the store, train-only statistics, the list
-    of rejected tiles; marks the store complete."""
+rule rejected_tiles:
+    """Every rejected tile with its reason. A rule of its own, so that the list is there
+    even when finalise_store fails (a failed job's outputs are removed)."""
     input:
-        store=STORE,
+        store=paths.STORE_METADATA,
         tiles=tiles_file,
-        splits="results/{aoi}/splits.csv",
+        splits=paths.SPLITS,
         reports=shard_reports,
     output:
-        stats="results/{aoi}/stats.json",
-        rejected="results/{aoi}/rejected_tiles.csv",
+        paths.REJECTED,
+    log:
+        "logs/{aoi}/rejected_tiles.log",
+    conda:
+        "../../envs/sarssl.yaml"
+    resources:
+        **SITE_RESOURCES,
+        mem_mb=4000,
+        runtime=30,
+    params:
+        store=lambda wildcards: store(wildcards.aoi),
+    script:
+        "../scripts/rejected_tiles.py"
+
+
+rule finalise_store:
+    """Splits and per-tile georeferencing into the store, train-only statistics; marks the
+    store complete. Fails, quoting the most common reasons, when no train tile is valid.
+    """
+    input:
+        store=paths.STORE_METADATA,
+        tiles=tiles_file,
+        splits=paths.SPLITS,
+        reports=shard_reports,
+        rejected=paths.REJECTED,
+    output:
+        stats=paths.STATS,
     log:
         "logs/{aoi}/finalise_store.log",
     conda:
@@ -69,5 +99,7 @@ rule finalise_store:
         **SITE_RESOURCES,
         mem_mb=8000,
         runtime=60,
+    params:
+        store=lambda wildcards: store(wildcards.aoi),
     script:
         "../scripts/finalise_store.py"

@@ -6,11 +6,11 @@ rule finetune:
     input:
         unpack(finetune_inputs),
     output:
-        metrics="results/finetune/{pretrain}/{model}/{init}/frac{fraction}/metrics.json",
-        config="results/finetune/{pretrain}/{model}/{init}/frac{fraction}/config.json",
-        predictions="results/finetune/{pretrain}/{model}/{init}/frac{fraction}/predictions.npz",
+        metrics=paths.FINETUNE_METRICS,
+        config=paths.FINETUNE_CONFIG,
+        predictions=paths.FINETUNE_PREDICTIONS,
     log:
-        "results/finetune/{pretrain}/{model}/{init}/frac{fraction}/train.log",
+        paths.FINETUNE_LOG,
     benchmark:
         "benchmarks/runs/finetune/{pretrain}/{model}/{init}/frac{fraction}.tsv"
     conda:

@@ -3,7 +3,7 @@ rule tile_grid:
     input:
         aoi=lambda wildcards: aoi_config(wildcards.aoi)["wkt"],
     output:
-        "results/{aoi}/tiles/{aoi}_partitions_aschips.geojson",
+        paths.TILES,
     log:
         "logs/{aoi}/tile_grid.log",
     benchmark:
@@ -26,7 +26,7 @@ rule geographic_split:
     input:
         tiles=tiles_file,
     output:
-        "results/{aoi}/splits.csv",
+        paths.SPLITS,
     log:
         "logs/{aoi}/geographic_split.log",
     conda:
@@ -36,8 +36,8 @@ rule geographic_split:
         mem_mb=4000,
         runtime=60,
     params:
-        nbands=SPLIT["nbands"],
-        angle=SPLIT["angle"],
-        fractions=SPLIT["fractions"],
+        nbands=config["split"]["nbands"],
+        angle=config["split"]["angle"],
+        fractions=config["split"]["fractions"],
     script:
         "../scripts/geographic_split.py"

@@ -1,12 +1,13 @@
 rule pretrain:
     """DINO pre-training of a timm ViT on the train tiles of the run's AOIs. One job; with
-    gpus > 1 it runs torchrun inside (DDP, one process per GPU). A killed job resumes from
+    gpus > 1 it runs torchrun inside (DDP, one process per GPU), with nodes > 1 one torchrun
+    per node (srun, c10d rendezvous on the first node). A killed job resumes from
     results/pretrain/{pretrain}/run/last.pt when rerun."""
     input:
         stats=pretrain_stats,
     output:
-        checkpoint="results/pretrain/{pretrain}/checkpoint.pt",
-        metrics="results/pretrain/{pretrain}/metrics.csv",
+        checkpoint=paths.CHECKPOINT,
+        metrics=paths.PRETRAIN_METRICS,
     log:
         "logs/pretrain/{pretrain}.log",
     benchmark:
@@ -15,12 +16,14 @@ rule pretrain:
         "../../envs/sarssl.yaml"
     threads: pretrain_resource("threads")
     resources:
-        **GPU_SITE_RESOURCES,
-        gpu=pretrain_resource("gpus"),
+        **pretrain_gpu_resources(),
         mem_mb=pretrain_resource("mem_mb"),
         runtime=pretrain_resource("runtime"),
     params:
         settings=lambda wildcards: pretrain_settings(wildcards.pretrain).as_dict(),
+        run_dir=lambda wildcards: paths.path(paths.RUN, pretrain=wildcards.pretrain),
+        gpus=pretrain_resource("gpus"),
+        nodes=pretrain_resource("nodes"),
     script:
         "../scripts/pretrain.py"
 
@@ -29,11 +32,11 @@ rule attention_maps:
     """Per-head CLS attention of the last block for every tile of an AOI (Zarr), and
     GeoTIFFs of a few test tiles to open over the tiles in QGIS."""
     input:
-        checkpoint="results/pretrain/{pretrain}/checkpoint.pt",
-        stats="results/{aoi}/stats.json",
+        backbone=backbone_files,
+        stats=paths.STATS,
     output:
-        maps="results/pretrain/{pretrain}/attention/{aoi}.zarr/zarr.json",
-        geotiffs=directory("results/pretrain/{pretrain}/attention/{aoi}_geotiff"),
+        maps=paths.ATTENTION_METADATA,
+        geotiffs=directory(paths.ATTENTION_GEOTIFFS),
     log:
         "logs/pretrain/{pretrain}/attention_maps/{aoi}.log",
     benchmark:
@@ -47,7 +50,43 @@ rule attention_maps:
         mem_mb=ATTENTION["mem_mb"],
         runtime=ATTENTION["runtime"],
     params:
-        backbone=ATTENTION["backbone"],
+        backbone=lambda wildcards: backbone(wildcards.pretrain),
+        which=ATTENTION["backbone"],
+        store=lambda wildcards: store(wildcards.aoi),
+        maps=lambda wildcards: paths.path(
+            paths.ATTENTION, pretrain=wildcards.pretrain, aoi=wildcards.aoi
+        ),
         geotiff_tiles=ATTENTION["geotiff_tiles"],
     script:
         "../scripts/attention_maps.py"
+
+
+rule export_weights:
+    """The pre-trained backbone as timm loads it, for others: its weights (safetensors),
+    timm's config with the channel order and normalisation, and a model card."""
+    input:
+        checkpoint=paths.CHECKPOINT,
+        metrics=paths.PRETRAIN_METRICS,
+        stats=pretrain_stats,
+        probe=paths.path(paths.PROBE, format="csv"),
+        emergent=paths.path(paths.EMERGENT, format="csv"),
+    output:
+        weights=paths.EXPORT_WEIGHTS,
+        config=paths.EXPORT_CONFIG,
+        card=report(
+            paths.EXPORT_CARD, caption="../report/export.rst", category="Weights"
+        ),
+    log:
+        "logs/pretrain/{pretrain}/export_weights.log",
+    conda:
+        "../../envs/sarssl.yaml"
+    resources:
+        **SITE_RESOURCES,
+        mem_mb=8000,
+        runtime=30,
+    params:
+        which=config["export"]["backbone"],
+        aois=lambda wildcards: PRETRAIN[wildcards.pretrain]["aois"],
+        config={key: config[key] for key in ("aois", "data", "split", "gee")},
+    script:
+        "../scripts/export_weights.py"

@@ -4,11 +4,7 @@ rule runs_table:
     input:
         finetune_targets(),
     output:
-        report(
-            "results/tables/runs.csv",
-            caption="../report/runs.rst",
-            category="Tables",
-        ),
+        report(paths.RUNS_TABLE, caption="../report/runs.rst", category="Tables"),
     log:
         "logs/results/runs_table.log",
     conda:
@@ -29,16 +25,7 @@ rule table1:
     input:
         lambda wildcards: metrics_files(runs_of(wildcards.pretrain, TABLE1_MODELS)),
     output:
-        csv=report(
-            "results/tables/table1_{pretrain}.csv",
-            caption="../report/table1.rst",
-            category="Tables",
-        ),
-        md=report(
-            "results/tables/table1_{pretrain}.md",
-            caption="../report/table1.rst",
-            category="Tables",
-        ),
+        **table(paths.TABLE1, "../report/table1.rst"),
     log:
         "logs/results/table1_{pretrain}.log",
     conda:
@@ -49,7 +36,7 @@ rule table1:
         runtime=10,
     params:
         runs=lambda wildcards: runs_of(wildcards.pretrain, TABLE1_MODELS),
-        fractions=FINETUNE["fractions"],
+        percents=FINETUNE["percents"],
     script:
         "../scripts/table.py"
 
@@ -59,16 +46,7 @@ rule si_table2:
     input:
         lambda wildcards: metrics_files(runs_of(wildcards.pretrain, SI_MODELS)),
     output:
-        csv=report(
-            "results/tables/si_table2_{pretrain}.csv",
-            caption="../report/si_table2.rst",
-            category="Tables",
-        ),
-        md=report(
-            "results/tables/si_table2_{pretrain}.md",
-            caption="../report/si_table2.rst",
-            category="Tables",
-        ),
+        **table(paths.SI_TABLE2, "../report/si_table2.rst"),
     log:
         "logs/results/si_table2_{pretrain}.log",
     conda:
@@ -79,7 +57,7 @@ rule si_table2:
         runtime=10,
     params:
         runs=lambda wildcards: runs_of(wildcards.pretrain, SI_MODELS),
-        fractions=FINETUNE["fractions"],
+        percents=FINETUNE["percents"],
     script:
         "../scripts/table.py"
 
@@ -88,25 +66,18 @@ rule emergent_segmentation:
     """How well each attention head separates the land-cover classes of the test split
     (NMI, AUC), against a randomly initialised ViT of the same architecture."""
     input:
-        maps=lambda wildcards: (
-            f"results/pretrain/{wildcards.pretrain}/attention/"
-            f"{evaluation_aoi(wildcards.pretrain)}.zarr/zarr.json"
-        ),
-        checkpoint="results/pretrain/{pretrain}/checkpoint.pt",
-        stats=lambda wildcards: f"results/{evaluation_aoi(wildcards.pretrain)}/stats.json",
+        unpack(evaluation_inputs),
     output:
-        csv=report(
-            "results/tables/emergent_{pretrain}.csv",
-            caption="../report/emergent.rst",
-            category="Emergent segmentation",
-        ),
-        md=report(
-            "results/tables/emergent_{pretrain}.md",
-            caption="../report/emergent.rst",
-            category="Emergent segmentation",
-        ),
+        **{
+            form: report(
+                paths.path(paths.EMERGENT, format=form),
+                caption="../report/emergent.rst",
+                category="Emergent segmentation",
+            )
+            for form in ("csv", "md")
+        },
         figure=report(
-            "results/figures/emergent_{pretrain}.png",
+            figure("emergent"),
             caption="../report/emergent.rst",
             category="Emergent segmentation",
         ),
@@ -123,22 +94,49 @@ rule emergent_segmentation:
         mem_mb=ATTENTION["mem_mb"],
         runtime=ATTENTION["runtime"],
     params:
+        backbone=lambda wildcards: backbone(wildcards.pretrain),
+        maps=evaluation_maps,
+        store=evaluation,
         max_tiles=ATTENTION["emergent_tiles"],
     script:
         "../scripts/emergent_segmentation.py"
 
 
+rule knn_probe:
+    """k-NN probe of the pre-trained backbone (teacher and student of a training, or the
+    exported one), and of a random-init ViT of the same architecture, on the val and test
+    tiles of the evaluation AOI."""
+    input:
+        unpack(evaluation_inputs),
+    output:
+        **table(paths.PROBE, "../report/probe.rst"),
+    log:
+        "logs/results/probe_{pretrain}.log",
+    benchmark:
+        "benchmarks/runs/results/probe_{pretrain}.tsv"
+    conda:
+        "../../envs/sarssl.yaml"
+    threads: PROBE["threads"]
+    resources:
+        **(GPU_SITE_RESOURCES if PROBE["gpu"] else SITE_RESOURCES),
+        gpu=int(PROBE["gpu"]),
+        mem_mb=PROBE["mem_mb"],
+        runtime=PROBE["runtime"],
+    params:
+        backbone=lambda wildcards: backbone(wildcards.pretrain),
+        store=evaluation,
+        settings=probe_settings,
+    script:
+        "../scripts/knn_probe.py"
+
+
 rule figure_heads_landcover:
     """As the paper's Figure 5: attention heads beside the land cover of test tiles."""
     input:
-        maps=lambda wildcards: (
-            f"results/pretrain/{wildcards.pretrain}/attention/"
-            f"{evaluation_aoi(wildcards.pretrain)}.zarr/zarr.json"
-        ),
-        stats=lambda wildcards: f"results/{evaluation_aoi(wildcards.pretrain)}/stats.json",
+        unpack(evaluation_inputs),
     output:
         report(
-            "results/figures/heads_landcover_{pretrain}.png",
+            figure("heads_landcover"),
             caption="../report/heads_landcover.rst",
             category="Figures",
         ),
@@ -151,7 +149,9 @@ rule figure_heads_landcover:
         mem_mb=4000,
         runtime=10,
     params:
-        tiles=FINETUNE["prediction_tiles"],
+        maps=evaluation_maps,
+        store=evaluation,
+        tiles=FINETUNE.get("prediction_tiles", 4),
     script:
         "../scripts/figure_heads_landcover.py"
 
@@ -161,13 +161,13 @@ rule figure_attention_predictions:
     attention U-Nets and the ground truth for the first test tiles."""
     input:
         unpack(figure2_runs),
-        maps=lambda wildcards: (
-            f"results/pretrain/{wildcards.pretrain}/attention/{FINETUNE['aoi']}.zarr/zarr.json"
+        maps=lambda wildcards: paths.path(
+            paths.ATTENTION_METADATA, pretrain=wildcards.pretrain, aoi=FINETUNE["aoi"]
         ),
-        stats=f"results/{FINETUNE['aoi']}/stats.json",
+        stats=lambda wildcards: stats(FINETUNE["aoi"]),
     output:
         report(
-            "results/figures/attention_predictions_{pretrain}.png",
+            figure("attention_predictions"),
             caption="../report/attention_predictions.rst",
             category="Figures",
         ),
@@ -179,20 +179,25 @@ rule figure_attention_predictions:
         **SITE_RESOURCES,
         mem_mb=4000,
         runtime=10,
+    params:
+        maps=lambda wildcards: paths.path(
+            paths.ATTENTION, pretrain=wildcards.pretrain, aoi=FINETUNE["aoi"]
+        ),
+        store=lambda wildcards: store(FINETUNE["aoi"]),
     script:
         "../scripts/figure_attention_predictions.py"
 
 
 rule figure_training_curves:
-    """Pre-training loss and teacher entropy; validation MIoU of the fine-tuning runs."""
+    """Pre-training loss and collapse indicators; validation MIoU of the fine-tuning runs."""
     input:
-        pretrain="results/pretrain/{pretrain}/metrics.csv",
+        pretrain=paths.PRETRAIN_METRICS,
         runs=lambda wildcards: metrics_files(
             runs_of(wildcards.pretrain, TABLE1_MODELS + SI_MODELS)
         ),
     output:
         report(
-            "results/figures/training_curves_{pretrain}.png",
+            figure("training_curves"),
             caption="../report/training_curves.rst",
             category="Figures",
         ),
@@ -206,3 +211,26 @@ rule figure_training_curves:
         runtime=10,
     script:
         "../scripts/figure_training_curves.py"
+
+
+rule figure_probe:
+    """The k-NN probe of the teacher over the pre-training steps, against the final scores."""
+    input:
+        pretrain=paths.PRETRAIN_METRICS,
+        table=paths.path(paths.PROBE, format="csv"),
+    output:
+        report(
+            figure("probe"),
+            caption="../report/probe_curves.rst",
+            category="Figures",
+        ),
+    log:
+        "logs/results/figure_probe_{pretrain}.log",
+    conda:
+        "../../envs/sarssl.yaml"
+    resources:
+        **SITE_RESOURCES,
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/figure_probe.py"

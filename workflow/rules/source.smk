@@ -4,7 +4,7 @@ rule synthetic_tiles:
     input:
         tiles=tiles_file,
     output:
-        "results/{aoi}/source/synthetic/shard{shard}.csv",
+        source_manifest("synthetic"),
     log:
         "logs/{aoi}/synthetic_tiles/shard{shard}.log",
     benchmark:
@@ -30,7 +30,7 @@ rule geetiles_dir_tiles:
     input:
         tiles=tiles_file,
     output:
-        "results/{aoi}/source/geetiles_dir/shard{shard}.csv",
+        source_manifest("geetiles_dir"),
     log:
         "logs/{aoi}/geetiles_dir_tiles/shard{shard}.log",
     conda:
@@ -54,8 +54,8 @@ rule gee_export:
     input:
         tiles=tiles_file,
     output:
-        manifest="results/{aoi}/source/gee/shard{shard}.csv",
-        summary="results/{aoi}/source/gee/shard{shard}.summary.json",
+        manifest=source_manifest("gee"),
+        summary=paths.GEE_SUMMARY,
     log:
         "logs/{aoi}/gee_export/shard{shard}.log",
     benchmark:
@@ -67,13 +67,13 @@ rule gee_export:
         **SITE_RESOURCES,
         mem_mb=4000,
         runtime=1440,
-        gee_requests=GEE["concurrency"],
+        gee_requests=config["gee"]["concurrency"],
     params:
         datasets=datasets,
         n_shards=lambda wildcards: n_shards(wildcards.aoi),
         tile_px=DATA["tile_px"],
         year=DATA["year"],
-        gee=GEE,
+        gee=config["gee"],
         requests=lambda wildcards: gee_request_summary(wildcards),
     message:
         "Earth Engine export of {wildcards.aoi}, shard {wildcards.shard}, requests:\n{params.requests}"

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 from sarssl.build import BuildSettings, build_shard
 from sarssl.logs import job_log
 
@@ -10,8 +8,9 @@ with job_log(snakemake.log[0]) as log:
         max_nodata_fraction=params.max_nodata_fraction,
         bad_tile_policy=params.bad_tile_policy,
         threads=snakemake.threads,
+        pixel_m=params.pixel_m,
+        s1_format=params.s1_format,
+        orbit_pass=params.orbit_pass,
     )
-    report = build_shard(
-        Path(snakemake.input.store).parent, snakemake.input.manifest, snakemake.output[0], settings
-    )
+    report = build_shard(params.store, snakemake.input.manifest, snakemake.output[0], settings)
     log.info("tiles: %s", report.status.value_counts().to_dict())

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 from sarssl.atomic import write_text_atomic
 from sarssl.emergent import measure
 from sarssl.figures import emergent_scores
@@ -7,12 +5,8 @@ from sarssl.logs import job_log
 from sarssl.results import frame_markdown
 
 with job_log(snakemake.log[0]) as log:
-    table = measure(
-        Path(snakemake.input.maps).parent,
-        Path(snakemake.input.stats).parent / "dataset.zarr",
-        snakemake.input.checkpoint,
-        max_tiles=snakemake.params.max_tiles,
-    )
+    params = snakemake.params
+    table = measure(params.maps, params.store, params.backbone, max_tiles=params.max_tiles)
     write_text_atomic(snakemake.output.csv, table.to_csv(index=False))
     title = f"Emergent segmentation, {snakemake.wildcards.pretrain}"
     write_text_atomic(snakemake.output.md, frame_markdown(table, title))

@@ -1,12 +1,10 @@
-from pathlib import Path
-
 from sarssl.logs import job_log
 from sarssl.report import attention_and_predictions
 
 with job_log(snakemake.log[0]):
     attention_and_predictions(
-        Path(snakemake.input.stats).parent / "dataset.zarr",
-        Path(snakemake.input.maps).parent,
+        snakemake.params.store,
+        snakemake.params.maps,
         snakemake.input.attention,
         snakemake.input.s1grd,
         snakemake.output[0],

@@ -6,7 +6,7 @@ from sarssl.logs import job_log
 with job_log(snakemake.log[0]) as log:
     params = snakemake.params
     gee = params.gee
-    initialize(ee, resolve_auth(gee["project"], gee["key_file"]))
+    initialize(ee, resolve_auth(gee["project"], gee["key_file"]), endpoint=gee["endpoint"])
     summary = export_shard(
         ee,
         snakemake.input.tiles,

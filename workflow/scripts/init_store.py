@@ -1,5 +1,3 @@
-from pathlib import Path
-
 from sarssl.grid import read_tiles, tile_bounds
 from sarssl.logs import job_log
 from sarssl.store import create_store
@@ -8,7 +6,7 @@ with job_log(snakemake.log[0]) as log:
     params = snakemake.params
     tiles = read_tiles(snakemake.input.tiles)
     create_store(
-        Path(snakemake.output[0]).parent,
+        snakemake.params.store,
         tiles.identifier.tolist(),
         tile_bounds(tiles),
         tile_px=params.tile_px,

@@ -10,7 +10,5 @@ with job_log(snakemake.log[0]):
     layout, title = LAYOUTS[snakemake.rule]
     pretrain = snakemake.wildcards.pretrain
     runs = collect_runs("results", [tuple(run) for run in snakemake.params.runs])
-    table = layout(runs, pretrain, snakemake.params.fractions)
-    write_table(
-        table, snakemake.output.csv, snakemake.output.md, title.format(pretrain=pretrain)
-    )
+    table = layout(runs, pretrain, snakemake.params.percents)
+    write_table(table, snakemake.output.csv, snakemake.output.md, title.format(pretrain=pretrain))

@@ -1,0 +1,193 @@
+"""Pre-training input: what a data-loader worker spends per tile, before and after the
+crops moved to the training device, and what the device transform costs per batch; the CPU
+cores per GPU that ViT-Tiny and ViT-Base need at their throughput goals.
+
+- `before`: the worker of the first pipeline (read the float16 tile, standardise it to
+  float32, resample the 2 + 8 multi-crop views on the CPU with torch's antialiased bicubic
+  interpolation, one call per view), written out here as the baseline;
+- `after`: today's worker (`sarssl.data.MultiCropTiles`): read the stored tile and draw the
+  crop boxes and flips;
+- `device`: `sarssl.pretrain.device_views` on a batch (standardise and resample the views
+  batched), on the CPU here and on a GPU when there is one;
+- `sampler`: the batch sampler's cost per step at the paper's second run's 1.1 M tiles, today's
+  (`sarssl.data.StepBatches`, one permutation per epoch) against the first pipeline's, which
+  drew the permutation of every tile at every step.
+
+Both worker variants read the same tiles in alternating rounds (medians reported), each
+measured with torch on one thread, as one worker process runs. The store is built by the
+pipeline itself: a synthetic AOI of 448 px tiles.
+
+    python benchmarks/loader.py --workdir /tmp/loader
+"""
+
+import argparse
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+import yaml
+
+from sarssl.data import MultiCropTiles, Normalisation, StepBatches, StoreTiles, split_tiles
+from sarssl.multicrop import CropSpec, crop_params
+from sarssl.pretrain import device_views
+
+REPO = Path(__file__).resolve().parents[1]
+AOI_WKT = "POLYGON ((-1.15 41.55, -0.88 41.55, -0.88 41.75, -1.15 41.75, -1.15 41.55))"
+# Throughput goals per H100 at the compass MFU (issue #13): tiles per second.
+GOALS = {"ViT-Tiny (25 % MFU)": 1450, "ViT-Base (40 % MFU)": 210}
+
+
+def build_store(workdir: Path) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    wkt = workdir / "loader.wkt"
+    wkt.write_text(AOI_WKT)
+    config = {
+        "aois": [{"name": "loader", "source": "synthetic", "wkt": str(wkt)}],
+        "data": {"tile_px": 448, "threads": 2},
+    }
+    configfile = workdir / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "results/loader/stats.json", "--snakefile",
+         str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+         "--configfile", str(configfile), "--quiet"],
+        check=True,
+    )  # fmt: skip
+    return workdir / "results/loader/dataset.zarr"
+
+
+def before(reader: StoreTiles, spec: CropSpec, seed: int, key: tuple[int, int]) -> list:
+    """The first pipeline's worker: standardise, then one interpolation per view."""
+    epoch, position = key
+    image = reader.image(position)
+    boxes, flips = crop_params(np.random.default_rng([seed, epoch, position]), 448, 448, spec)
+    views = []
+    for view, ((top, left, height, width), flip) in enumerate(
+        zip(boxes.tolist(), flips.tolist(), strict=True)
+    ):
+        patch = image[None, :, top : top + height, left : left + width]
+        size = spec.size(view)
+        out = F.interpolate(patch, size=(size, size), mode="bicubic", antialias=True)[0]
+        views.append(out.flip(-1) if flip else out)
+    return views
+
+
+def worker_ms(store: Path, tiles: int, rounds: int) -> dict[str, float]:
+    torch.set_num_threads(1)
+    spec = CropSpec()
+    train = split_tiles(store, ["train", "val", "test"])[:tiles]
+    reader = StoreTiles(train, Normalisation.of_stores([store]))
+    after = MultiCropTiles(reader, spec, seed=0)
+    methods = {
+        "before": lambda key: before(reader, spec, 0, key),
+        "after": lambda key: after[key],
+    }
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for epoch in range(rounds):
+        for name, method in methods.items():
+            start = time.perf_counter()
+            for position in range(len(train)):
+                method((epoch, position))
+            times[name].append((time.perf_counter() - start) / len(train) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def device_ms(store: Path, batch: int, rounds: int, device: torch.device) -> dict[str, float]:
+    torch.set_num_threads(torch.get_num_threads())
+    spec = CropSpec()
+    train = split_tiles(store, ["train", "val", "test"])
+    normalisation = Normalisation.of_stores([store])
+    dataset = MultiCropTiles(StoreTiles(train, normalisation), spec, seed=0)
+    items = [dataset[(0, p % len(train))] for p in range(batch)]
+    loaded = tuple(torch.stack(parts) for parts in zip(*items, strict=True))
+    dtypes = {"fp32": torch.float32} | ({"bf16": torch.bfloat16} if device.type == "cuda" else {})
+    results = {}
+    for name, dtype in dtypes.items():
+        samples = []
+        for _ in range(rounds + 1):  # the first is a warm-up
+            start = time.perf_counter()
+            views = device_views(loaded, device, normalisation, spec, dtype)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            samples.append((time.perf_counter() - start) * 1000)
+            del views
+        results[name] = statistics.median(samples[1:])
+    return results
+
+
+def sampler_us(n_tiles: int, batch: int, steps: int) -> dict[str, float]:
+    """Microseconds per step over the first `steps` steps of an epoch (the epoch's
+    permutation included), today's sampler against a permutation drawn at every step."""
+    seed = 0
+
+    def per_step_permutation(step: int) -> np.ndarray:
+        epoch, position = divmod(step, n_tiles // batch)
+        order = np.random.default_rng([seed, epoch]).permutation(n_tiles)
+        return order[position * batch : (position + 1) * batch]
+
+    sampler = iter(StepBatches(n_tiles, batch, epochs=1, seed=seed))
+    methods = {"before": per_step_permutation, "after": lambda step: next(sampler)}
+    results = {}
+    for name, method in methods.items():
+        start = time.perf_counter()
+        for step in range(steps):
+            method(step)
+        results[name] = (time.perf_counter() - start) / steps * 1e6
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/sarssl-loader"))
+    parser.add_argument("--store", type=Path, help="an existing store of 448 px tiles")
+    parser.add_argument("--tiles", type=int, default=24, help="tiles per worker round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=16, help="tiles per device batch")
+    parser.add_argument("--sampler-tiles", type=int, default=1_100_000)
+    parser.add_argument("--sampler-steps", type=int, default=200)
+    args = parser.parse_args()
+    sampler = sampler_us(args.sampler_tiles, 1024, args.sampler_steps)
+    store = args.store or build_store(args.workdir)
+    worker = worker_ms(store, args.tiles, args.rounds)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    transform = device_ms(store, args.batch, args.rounds, device)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    print(f"machine: {platform.processor() or platform.machine()}, {platform.platform()}; "
+          f"torch {torch.__version__}; crops 2 x 448 + 8 x 192")  # fmt: skip
+    print(
+        f"worker ms per tile (1 thread): before {worker['before']:.1f}, after "
+        f"{worker['after']:.1f} ({worker['before'] / worker['after']:.1f} x less)"
+    )
+    for precision, ms in transform.items():
+        print(f"device transform on {name}, {precision}: {ms:.1f} ms per batch of "
+              f"{args.batch} ({ms / args.batch:.2f} ms per tile)")  # fmt: skip
+    print(
+        f"sampler at {args.sampler_tiles} tiles, global batch 1024, mean of the first "
+        f"{args.sampler_steps} steps of an epoch: before {sampler['before']:.0f} us per step, "
+        f"after {sampler['after']:.0f} us ({sampler['before'] / sampler['after']:.0f} x less)"
+    )
+    table = pd.DataFrame(
+        [
+            {
+                "model (goal)": model,
+                "tiles/s per GPU": goal,
+                "cores per GPU, before": goal * worker["before"] / 1000,
+                "cores per GPU, after": goal * worker["after"] / 1000,
+            }
+            for model, goal in GOALS.items()
+        ]
+    )
+    print(table.to_markdown(index=False, floatfmt=".1f"))
+
+
+if __name__ == "__main__":
+    main()

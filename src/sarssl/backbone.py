@@ -1,0 +1,104 @@
+"""The ViT backbone: creating one, and reading a pre-trained one from a pre-training's
+checkpoint or from an export folder (sarssl.export)."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import timm
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from .bands import CHANNELS
+from .data import Normalisation
+from .errors import ConfigError
+
+BACKBONE_PREFIX = "backbone."
+# An export folder (sarssl.export): timm's file names.
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+def create_backbone(architecture: str, tile_px: int, drop_path_rate: float = 0.0) -> nn.Module:
+    """A randomly initialised timm ViT for 12-channel tiles, without classifier; it accepts
+    other input sizes (local crops) by interpolating its position embedding."""
+    try:
+        return timm.create_model(
+            architecture,
+            pretrained=False,
+            img_size=tile_px,
+            in_chans=len(CHANNELS),
+            num_classes=0,
+            dynamic_img_size=True,
+            drop_path_rate=drop_path_rate,
+        )
+    except RuntimeError as err:  # timm: "Unknown model (...)"
+        raise ConfigError(f"architecture {architecture!r}: {err}") from err
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    # Our own files: they hold numpy arrays and settings besides tensors.
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def backbone_weights(network_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The backbone's entries of a student or teacher state dict, without the prefix; the
+    head is dropped (as DINO's load_pretrained_weights)."""
+    return {
+        key.removeprefix(BACKBONE_PREFIX): value
+        for key, value in network_state.items()
+        if key.startswith(BACKBONE_PREFIX)
+    }
+
+
+@dataclass(frozen=True)
+class PretrainedBackbone:
+    network: nn.Module  # eval mode, on the CPU
+    normalisation: Normalisation  # of the tiles it was trained on
+    architecture: str
+    tile_px: int
+    name: str  # the pre-training run
+
+    def random_twin(self, seed: int) -> nn.Module:
+        """A randomly initialised backbone of the same architecture (the reference)."""
+        torch.manual_seed(seed)
+        return create_backbone(self.architecture, self.tile_px).eval()
+
+
+def load_backbone(
+    source: str | Path, which: Literal["student", "teacher"] = "student"
+) -> PretrainedBackbone:
+    """The backbone of a pre-training checkpoint (its weights only; `which` network) or of
+    an export folder (the one it holds), with the input normalisation it was trained with."""
+    if Path(source).is_dir():
+        return load_export(source)
+    state = load_checkpoint(source)
+    settings = state["settings"]
+    network = create_backbone(settings["architecture"], settings["tile_px"])
+    network.load_state_dict(backbone_weights(state[which]))
+    return PretrainedBackbone(
+        network.eval(),
+        Normalisation.from_dict(state["normalisation"]),
+        settings["architecture"],
+        settings["tile_px"],
+        settings["name"],
+    )
+
+
+def load_export(folder: str | Path) -> PretrainedBackbone:
+    """The backbone of an export folder (model.safetensors and timm's config.json)."""
+    folder = Path(folder)
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    tile_px = config["model_args"]["img_size"]
+    network = create_backbone(config["architecture"], tile_px)
+    network.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
+    statistics = config["pretrained_cfg"]
+    return PretrainedBackbone(
+        network.eval(),
+        Normalisation.from_dict({"mean": statistics["mean"], "std": statistics["std"]}),
+        config["architecture"],
+        tile_px,
+        config.get("sarssl", {}).get("pretrain", folder.name),
+    )

@@ -1,0 +1,70 @@
+"""Every path the pipeline writes, named once. The rules use these patterns as they are
+(their `{...}` are Snakemake's wildcards) or partly filled; the library and the command line
+fill them with `path` (relative to the working directory, as the rules) or `under` (below
+another results folder)."""
+
+from pathlib import Path
+
+RESULTS = "results"
+LOGS = "logs"
+JOB_BENCHMARKS = "benchmarks/runs"
+
+# Data, per AOI. geetiles names a grid `{aoi}_partitions_aschips_{hash}.geojson`; the
+# pipeline drops the hash so that the path is known before the grid exists.
+TILES_NAME = "{aoi}_partitions_aschips.geojson"
+TILES = "results/{aoi}/tiles/" + TILES_NAME
+SPLITS = "results/{aoi}/splits.csv"
+SOURCE_MANIFEST = "results/{aoi}/source/{source}/shard{shard}.csv"
+GEE_SUMMARY = "results/{aoi}/source/gee/shard{shard}.summary.json"
+STORE = "results/{aoi}/dataset.zarr"
+# A Zarr store is a folder: rules track its root metadata file.
+STORE_METADATA = STORE + "/zarr.json"
+BUILD_REPORT = "results/{aoi}/build/shard{shard}.csv"
+REJECTED = "results/{aoi}/rejected_tiles.csv"
+STATS = "results/{aoi}/stats.json"
+
+# Pre-training, per run.
+PRETRAIN = "results/pretrain/{pretrain}"
+CHECKPOINT = PRETRAIN + "/checkpoint.pt"
+PRETRAIN_METRICS = PRETRAIN + "/metrics.csv"
+RUN = PRETRAIN + "/run"  # resumable run state, outside the declared outputs
+ATTENTION = PRETRAIN + "/attention/{aoi}.zarr"
+ATTENTION_METADATA = ATTENTION + "/zarr.json"
+ATTENTION_GEOTIFFS = PRETRAIN + "/attention/{aoi}_geotiff"
+EXPORT = PRETRAIN + "/export"
+EXPORT_WEIGHTS = EXPORT + "/model.safetensors"
+EXPORT_CONFIG = EXPORT + "/config.json"
+EXPORT_CARD = EXPORT + "/README.md"
+
+# Fine-tuning, per run.
+FINETUNE_RUN = "results/finetune/{pretrain}/{model}/{init}/frac{fraction}"
+FINETUNE_METRICS = FINETUNE_RUN + "/metrics.json"
+FINETUNE_CONFIG = FINETUNE_RUN + "/config.json"
+FINETUNE_PREDICTIONS = FINETUNE_RUN + "/predictions.npz"
+FINETUNE_LOG = FINETUNE_RUN + "/train.log"
+
+# Results.
+TABLES = "results/tables"
+RUNS_TABLE = TABLES + "/runs.csv"
+TABLE1 = TABLES + "/table1_{pretrain}.{format}"
+SI_TABLE2 = TABLES + "/si_table2_{pretrain}.{format}"
+EMERGENT = TABLES + "/emergent_{pretrain}.{format}"
+PROBE = TABLES + "/probe_{pretrain}.{format}"
+FIGURES = "results/figures"
+FIGURE = FIGURES + "/{figure}_{pretrain}.png"
+
+
+class _Unfilled(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def path(pattern: str, **wildcards) -> str:
+    """`pattern` with the given wildcards filled (the others stay wildcards), relative to
+    the working directory."""
+    return pattern.format_map(_Unfilled(wildcards))
+
+
+def under(root: str | Path, pattern: str, **wildcards) -> Path:
+    """`pattern` filled, below the results folder `root` instead of `results`."""
+    return Path(root) / Path(path(pattern, **wildcards)).relative_to(RESULTS)

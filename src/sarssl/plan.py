@@ -1,0 +1,225 @@
+"""Cost plan of a configuration: tiles, the Earth Engine export, the store, pre-training and
+the fine-tuning grid, from the config and per-unit figures. Each number is given with the
+assumption it rests on.
+
+Model FLOPs are counted with torch.utils.flop_counter on the `meta` device (shapes only, no
+computation): one pre-training step per tile (forward and backward of the student over all
+crops, forward of the teacher over the global crops), one fine-tuning step and one
+evaluation per tile for every model of the grid. GPU time is FLOPs over a GPU's dense bf16
+peak at a model FLOP utilisation (MFU) goal.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .backbone import create_backbone
+from .bands import CHANNELS
+from .finetune import segmentation_model
+from .pretrain import PretrainSettings, create_network
+from .runs import FinetuneSettings, grid_runs, subset_size, uses_stored_maps, uses_vit
+
+H100_BF16_PEAK = 989.4e12  # dense bf16 tensor-core FLOP/s (NVIDIA's H100 SXM datasheet)
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """Per-unit figures that cannot be counted from the config."""
+
+    gee_seconds_per_request: float = 10.0
+    gee_project_concurrency: int = 40  # Earth Engine's concurrent requests per project
+    # float16 SAR chunks after Blosc-zstd: 0.66 measured on the synthetic demo store; real
+    # composites carry more speckle entropy, so this is a lower bound.
+    s1_compression: float = 0.66
+    label_compression: float = 0.19  # measured on the demo store
+    gpu_peak_flops: float = H100_BF16_PEAK
+    small_vit_mfu: float = 0.25  # ViT-Tiny / Small: the compass goal
+    large_vit_mfu: float = 0.40  # ViT-Base and larger
+    finetune_mfu: float = 0.30  # convolutional decoders and U-Nets in bf16
+    # One data-loader worker per tile: 5.9-7.8 ms measured by benchmarks/loader.py
+    # (RESULTS.md), the slower taken.
+    worker_ms_per_tile: float = 8.0
+
+
+def _counted(run) -> float:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        run()
+    return float(counter.get_total_flops())
+
+
+def pretrain_flops_per_tile(settings: PretrainSettings) -> float:
+    """Model FLOPs of one DINO step per tile."""
+    with torch.device("meta"):
+        student, teacher = create_network(settings, 0.0), create_network(settings, 0.0)
+        spec = settings.crops
+        crops = [
+            torch.empty(1, len(CHANNELS), spec.size(v), spec.size(v)) for v in range(spec.n_crops)
+        ]
+
+    def step():
+        student(crops).sum().backward()
+        with torch.no_grad():
+            teacher(crops[:2])
+
+    return _counted(step)
+
+
+def finetune_flops_per_tile(
+    model: str, init: str, architecture: str, tile_px: int, width: int
+) -> tuple[float, float]:
+    """(training step, evaluation) model FLOPs per tile of one run of the grid."""
+    with torch.device("meta"):
+        vit = create_backbone(architecture, tile_px) if uses_vit(model) else None
+        network = segmentation_model(model, init, vit, tile_px, width)
+        image = torch.empty(1, len(CHANNELS), tile_px, tile_px)
+        maps = None
+        if uses_stored_maps(model, init):
+            grid = vit.patch_embed.dynamic_feat_size((tile_px, tile_px))
+            maps = torch.empty(1, vit.blocks[-1].attn.num_heads, *grid)
+    train = _counted(lambda: network(image, maps).sum().backward())
+    with torch.no_grad():
+        evaluation = _counted(lambda: network(image, maps))
+    return train, evaluation
+
+
+def mfu_of(architecture: str, assumptions: Assumptions) -> float:
+    small = any(size in architecture for size in ("tiny", "small"))
+    return assumptions.small_vit_mfu if small else assumptions.large_vit_mfu
+
+
+def gpu_hours(flops: float, mfu: float, assumptions: Assumptions) -> float:
+    return flops / (assumptions.gpu_peak_flops * mfu) / 3600
+
+
+def plan(
+    config: dict,
+    tiles_per_aoi: dict[str, int],
+    pretrain_settings: dict[str, PretrainSettings],
+    assumptions: Assumptions = Assumptions(),
+) -> dict:
+    """The cost plan of `config`, given its tiles per AOI (counted or estimated) and its
+    resolved pre-training settings."""
+    px, gee = config["data"]["tile_px"], config["gee"]
+    train_share = config["split"]["fractions"]["train"]
+    aois, pretraining, cores = {}, {}, {}
+    for aoi in config["aois"]:
+        name, tiles = aoi["name"], tiles_per_aoi[aoi["name"]]
+        requests = 2 * tiles  # one computePixels for the S1 bands, one for WorldCover
+        concurrency = min(gee["concurrency"] * aoi["n_shards"], assumptions.gee_project_concurrency)
+        store_bytes = (
+            tiles
+            * px
+            * px
+            * (len(CHANNELS) * 2 * assumptions.s1_compression + assumptions.label_compression)
+        )
+        aois[name] = {
+            "tiles": tiles,
+            "gee_requests": requests,
+            "gee_hours": requests * assumptions.gee_seconds_per_request / concurrency / 3600,
+            "gee_concurrency": concurrency,
+            "store_tb": store_bytes / 1e12,
+        }
+    for name, settings in pretrain_settings.items():
+        run = next(r for r in config["pretrain"] if r["name"] == name)
+        train_tiles = round(train_share * sum(tiles_per_aoi[a] for a in run["aois"]))
+        steps = settings.epochs * (train_tiles // settings.batch_size)
+        per_tile = pretrain_flops_per_tile(settings)
+        mfu = mfu_of(settings.architecture, assumptions)
+        gpus = run["gpus"] * run["nodes"]
+        tiles_per_gpu_s = assumptions.gpu_peak_flops * mfu / per_tile
+        pretraining[name] = {
+            "architecture": settings.architecture,
+            "train_tiles": train_tiles,
+            "steps": steps,
+            "tflop_per_tile_step": per_tile / 1e12,
+            "mfu": mfu,
+            "gpu_hours": gpu_hours(steps * settings.batch_size * per_tile, mfu, assumptions),
+            "gpus": gpus,
+            "wall_hours": gpu_hours(steps * settings.batch_size * per_tile, mfu, assumptions)
+            / gpus,
+            "tiles_per_gpu_s": tiles_per_gpu_s,
+        }
+        cores[name] = {
+            "loader_cores_per_gpu": math.ceil(
+                tiles_per_gpu_s * assumptions.worker_ms_per_tile / 1000
+            ),
+        }
+    finetuning = finetune_plan(config, tiles_per_aoi, pretrain_settings, assumptions)
+    return {
+        "aois": aois,
+        "pretrain": pretraining,
+        "loader_cores": cores,
+        "finetune": finetuning,
+        "assumptions": assumptions.__dict__,
+    }
+
+
+def finetune_plan(
+    config: dict,
+    tiles_per_aoi: dict[str, int],
+    pretrain_settings: dict[str, PretrainSettings],
+    assumptions: Assumptions,
+) -> dict:
+    """GPU-hours of every run of the grid, and their sum."""
+    finetune, data, fractions = config["finetune"], config["data"], config["split"]["fractions"]
+    if not finetune["aoi"]:
+        return {"runs": 0, "gpu_hours": 0.0}
+    tiles = tiles_per_aoi[finetune["aoi"]]
+    train, val, test = (round(fractions[s] * tiles) for s in ("train", "val", "test"))
+    flops_of: dict[tuple[str, str, str], tuple[float, float]] = {}
+    total = 0.0
+    runs = grid_runs(finetune)
+    for pretrain, model, init, fraction in runs:
+        architecture = pretrain_settings[pretrain].architecture
+        key = (model, init, architecture)
+        if key not in flops_of:
+            width = finetune.get("width", FinetuneSettings.width)
+            flops_of[key] = finetune_flops_per_tile(
+                model, init, architecture, data["tile_px"], width
+            )
+        step, evaluation = flops_of[key]
+        epoch = subset_size(fraction, train) * step + val * evaluation
+        total += finetune.get("epochs", FinetuneSettings.epochs) * epoch + test * evaluation
+    return {
+        "runs": len(runs),
+        "train_tiles": train,
+        "gpu_hours": gpu_hours(total, assumptions.finetune_mfu, assumptions),
+    }
+
+
+def describe(result: dict) -> str:
+    """The plan as text, each figure beside its assumption."""
+    a = result["assumptions"]
+    lines = ["Cost plan", ""]
+    for name, aoi in result["aois"].items():
+        lines += [
+            f"AOI {name}: {aoi['tiles']:,} tiles",
+            f"  Earth Engine: {aoi['gee_requests']:,} requests (S1 and WorldCover per tile), "
+            f"{aoi['gee_hours']:.1f} h at {aoi['gee_concurrency']} concurrent requests "
+            f"(assumed {a['gee_seconds_per_request']:g} s per request; the project allows "
+            f"about {a['gee_project_concurrency']})",
+            f"  store: {aoi['store_tb']:.2f} TB (float16, compression "
+            f"{a['s1_compression']:g} measured on the synthetic demo store; real SAR "
+            "compresses less)",
+        ]
+    for name, run in result["pretrain"].items():
+        cores = result["loader_cores"][name]["loader_cores_per_gpu"]
+        lines += [
+            f"pre-training {name} ({run['architecture']}): {run['train_tiles']:,} train tiles, "
+            f"{run['steps']:,} steps, {run['tflop_per_tile_step']:.3f} TFLOP per tile and step "
+            "(counted)",
+            f"  {run['gpu_hours']:,.0f} GPU-hours at {run['mfu']:.0%} MFU of "
+            f"{a['gpu_peak_flops'] / 1e12:.0f} TFLOP/s (H100 dense bf16); {run['wall_hours']:,.1f} "
+            f"h on its {run['gpus']} GPUs; {run['tiles_per_gpu_s']:,.0f} tiles/s per GPU",
+            f"  data loading: {cores} cores per GPU (a worker spends "
+            f"{a['worker_ms_per_tile']:g} ms per tile, benchmarks/loader.py)",
+        ]
+    finetune = result["finetune"]
+    lines.append(
+        f"fine-tuning grid: {finetune['runs']} runs, {finetune['gpu_hours']:,.1f} GPU-hours "
+        f"at {a['finetune_mfu']:.0%} MFU"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,229 @@
+"""k-NN probe of frozen patch features: what a backbone's features are worth, during and
+after pre-training, as DINO's `eval_knn` but at the 28 x 28 token grid.
+
+- Features: the patch tokens of the last block after the final norm (timm's
+  `forward_features`; DINO's k-NN uses the normed output), L2-normalised.
+- Labels: the majority WorldCover class of each 16 x 16 patch; a patch less than half
+  labelled is left out (`patch_labels`).
+- Neighbours (the bank): the labelled patches of a seeded sample of train tiles, at most
+  `bank_patches` per tile, so that its memory is bounded (tiles x patches x D floats).
+- Queries: every labelled patch of a seeded sample of val tiles (during training) or test
+  tiles (at the end).
+- Votes, as DINO: the k most similar bank patches (cosine similarity), each voting for its
+  class with weight exp(similarity / T), T = 0.07; the largest sum wins.
+- Scores: patch accuracy and patch MIoU from one confusion matrix (sarssl.metrics), as the
+  fine-tuning metrics.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbone import load_backbone
+from .data import Normalisation, StoreTiles, TileRef, split_tiles
+from .devices import autocast
+from .metrics import ConfusionMatrix, mean_iou
+from .worldcover import IGNORE_INDEX, NUM_CLASSES
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    k: int = 20  # DINO's default
+    temperature: float = 0.07  # DINO's default
+    train_tiles: int = 256  # tiles sampled for the bank
+    eval_tiles: int = 64  # tiles sampled for the queries
+    bank_patches: int = 256  # labelled patches kept per bank tile
+    batch_size: int = 16  # tiles per forward pass
+    seed: int = 0
+
+
+def patch_labels(labels: np.ndarray, grid: tuple[int, int], num_classes: int, ignore: int):
+    """(tile, y, x) class maps -> (tile, grid_h, grid_w) majority class per patch; a patch
+    with less than half of its pixels labelled is `ignore`."""
+    tiles, height, width = labels.shape
+    grid_h, grid_w = grid
+    patch_h, patch_w = height // grid_h, width // grid_w
+    patches = labels.reshape(tiles, grid_h, patch_h, grid_w, patch_w)
+    counts = np.stack([(patches == c).sum(axis=(2, 4)) for c in range(num_classes)], axis=-1)
+    majority = counts.argmax(axis=-1).astype(labels.dtype)
+    labelled = counts.sum(axis=-1) * 2 >= patch_h * patch_w
+    return np.where(labelled, majority, ignore)
+
+
+@torch.no_grad()
+def knn_predict(
+    bank: torch.Tensor,
+    bank_labels: torch.Tensor,
+    queries: torch.Tensor,
+    k: int,
+    temperature: float,
+    num_classes: int,
+    chunk: int = 4096,
+) -> torch.Tensor:
+    """Class of each query (M, D) from its k nearest bank rows (N, D) by cosine similarity
+    (rows L2-normalised), votes weighted by exp(similarity / temperature)."""
+    k = min(k, len(bank))
+    predicted = []
+    for start in range(0, len(queries), chunk):
+        similarity = queries[start : start + chunk] @ bank.T
+        top, index = similarity.topk(k, dim=1)
+        votes = torch.zeros(len(top), num_classes, device=bank.device, dtype=torch.float32)
+        votes.scatter_add_(1, bank_labels[index], (top.float() / temperature).exp())
+        predicted.append(votes.argmax(dim=1))
+    return torch.cat(predicted)
+
+
+@dataclass(frozen=True)
+class ProbeScores:
+    accuracy: float
+    miou: float
+    confusion: np.ndarray  # (class, class) counts[true, predicted]
+
+    @property
+    def patches(self) -> int:
+        return int(self.confusion.sum())
+
+
+def scores_of(predicted: torch.Tensor, truth: torch.Tensor) -> ProbeScores:
+    confusion = ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX)
+    confusion.update(predicted, truth)
+    counts = confusion.numpy()
+    total = counts.sum()
+    accuracy = float(np.trace(counts) / total) if total else float("nan")
+    return ProbeScores(accuracy, mean_iou(counts), counts)
+
+
+def sample(tiles: Sequence[TileRef], count: int, seed: int) -> list[TileRef]:
+    """At most `count` tiles, a seeded sample in their order."""
+    if len(tiles) <= count:
+        return list(tiles)
+    chosen = np.sort(np.random.default_rng(seed).choice(len(tiles), count, replace=False))
+    return [tiles[i] for i in chosen]
+
+
+class PatchProbe:
+    """The bank tiles and the query tiles (per split) of one probe, sampled once, scored for
+    any backbone."""
+
+    def __init__(
+        self,
+        train: Sequence[TileRef],
+        queries: Mapping[str, Sequence[TileRef]],
+        normalisation: Normalisation,
+        settings: ProbeSettings,
+    ):
+        self.settings = settings
+        self.bank_tiles = sample(train, settings.train_tiles, settings.seed)
+        self.query_tiles = {
+            split: sample(tiles, settings.eval_tiles, settings.seed + 1 + i)
+            for i, (split, tiles) in enumerate(queries.items())
+        }
+        self.normalisation = normalisation
+
+    def labelled_patches(
+        self,
+        backbone: nn.Module,
+        tiles: list[TileRef],
+        per_tile: int | None,
+        autocast_dtype: torch.dtype | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """L2-normalised features (n, D) and classes (n,) of the labelled patches of
+        `tiles`; with `per_tile`, a seeded sample of at most that many per tile."""
+        device = next(backbone.parameters()).device
+        reader = StoreTiles(tiles, self.normalisation)
+        rows, classes = [], []
+        for start in range(0, len(tiles), self.settings.batch_size):
+            positions = range(start, min(start + self.settings.batch_size, len(tiles)))
+            images = torch.stack([reader.image(p) for p in positions]).to(device)
+            with autocast(device.type, autocast_dtype):
+                tokens = backbone.forward_features(images)
+            features = F.normalize(tokens[:, backbone.num_prefix_tokens :].float(), dim=-1)
+            grid = backbone.patch_embed.dynamic_feat_size(images.shape[-2:])
+            maps = np.stack([reader.labels(p).numpy() for p in positions])
+            patch_classes = patch_labels(maps, grid, NUM_CLASSES, IGNORE_INDEX)
+            for tile_features, position, tile_classes in zip(
+                features, positions, patch_classes.reshape(len(maps), -1), strict=True
+            ):
+                keep = np.flatnonzero(tile_classes != IGNORE_INDEX)
+                if per_tile is not None and len(keep) > per_tile:
+                    rng = np.random.default_rng([self.settings.seed, position])
+                    keep = np.sort(rng.choice(keep, per_tile, replace=False))
+                rows.append(tile_features[torch.from_numpy(keep).to(device)])
+                classes.append(torch.from_numpy(tile_classes[keep].astype(np.int64)))
+        if not rows:
+            return torch.zeros(0, backbone.num_features, device=device), torch.zeros(0).long()
+        return torch.cat(rows), torch.cat(classes).to(device)
+
+    @torch.no_grad()
+    def score(
+        self, backbone: nn.Module, autocast_dtype: torch.dtype | None = None
+    ) -> dict[str, ProbeScores]:
+        """Scores of each split's queries against the bank of the train sample."""
+        was_training = backbone.training
+        backbone.eval()
+        try:
+            bank, bank_classes = self.labelled_patches(
+                backbone, self.bank_tiles, self.settings.bank_patches, autocast_dtype
+            )
+            scores = {}
+            for split, tiles in self.query_tiles.items():
+                queries, truth = self.labelled_patches(backbone, tiles, None, autocast_dtype)
+                if len(bank) == 0:  # nothing to vote: no score
+                    truth = truth[:0]
+                k, temperature = self.settings.k, self.settings.temperature
+                predicted = (
+                    knn_predict(bank, bank_classes, queries, k, temperature, NUM_CLASSES)
+                    if len(truth)
+                    else truth
+                )
+                scores[split] = scores_of(predicted, truth)
+        finally:
+            backbone.train(was_training)
+        return scores
+
+
+def probe_table(source: str | Path, store: str | Path, settings: ProbeSettings) -> pd.DataFrame:
+    """The pre-trained backbone (teacher and student of a checkpoint, or the one of an
+    export folder), and a random-init ViT of the same architecture (the reference), probed
+    on the val and test tiles of `store` with neighbours from its train tiles: one row per
+    backbone and split."""
+    if Path(source).is_dir():
+        exported = load_backbone(source)
+        reference, backbones = exported, {"pre-trained (exported)": exported.network}
+    else:
+        reference = load_backbone(source, "teacher")
+        backbones = {
+            "pre-trained (teacher)": reference.network,
+            "pre-trained (student)": load_backbone(source, "student").network,
+        }
+    backbones["random init (reference)"] = reference.random_twin(settings.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    probe = PatchProbe(
+        split_tiles(store, ["train"]),
+        {split: split_tiles(store, [split]) for split in ("val", "test")},
+        reference.normalisation,
+        settings,
+    )
+    rows = []
+    for name, network in backbones.items():
+        for split, scores in probe.score(network.to(device)).items():
+            rows.append(
+                {
+                    "pretrain": reference.name,
+                    "backbone": name,
+                    "split": split,
+                    "patch_accuracy": scores.accuracy,
+                    "patch_miou": scores.miou,
+                    "patches": scores.patches,
+                    "query_tiles": len(probe.query_tiles[split]),
+                    "bank_tiles": len(probe.bank_tiles),
+                    "k": settings.k,
+                }
+            )
+    return pd.DataFrame(rows)

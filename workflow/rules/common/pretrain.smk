@@ -1,0 +1,101 @@
+from sarssl.errors import ConfigError
+from sarssl.export import read_export
+
+
+def trained(pretrain):
+    """A pretrain entry that trains (not one that names an export folder's `weights`)."""
+    return "weights" not in PRETRAIN[pretrain]
+
+
+def pretrain_settings(name):
+    """The settings of a pretrain run: the shared dino and probe sections with the run's
+    overrides."""
+    from sarssl.pretrain import settings_from_config
+
+    if not trained(name):
+        raise ConfigError(
+            f"config pretrain {name} names weights: it has nothing to train"
+        )
+    run = PRETRAIN[name]
+    stores = [store(aoi) for aoi in run["aois"]]
+    return settings_from_config(run, config["dino"], stores, DATA["tile_px"], PROBE)
+
+
+# Invalid settings and export folders fail when the DAG is built, naming the run and key.
+for _name, _run in PRETRAIN.items():
+    if trained(_name):
+        pretrain_settings(_name)
+    else:
+        read_export(
+            _run["weights"], DATA["tile_px"], f"config pretrain {_name}: weights"
+        )
+
+
+def backbone(pretrain):
+    """Where a pre-training's backbone is: its checkpoint, or the export folder it names."""
+    if trained(pretrain):
+        return paths.path(paths.CHECKPOINT, pretrain=pretrain)
+    return PRETRAIN[pretrain]["weights"]
+
+
+def backbone_files(wildcards):
+    """The files of a backbone, for the rules that read it."""
+    source = backbone(wildcards.pretrain)
+    if trained(wildcards.pretrain):
+        return [source]
+    return [f"{source}/model.safetensors", f"{source}/config.json"]
+
+
+def pretrain_stats(wildcards):
+    return [stats(aoi) for aoi in PRETRAIN[wildcards.pretrain]["aois"]]
+
+
+def pretrain_resource(key):
+    return lambda wildcards: PRETRAIN[wildcards.pretrain][key]
+
+
+def pretrain_gpu_resources():
+    """GPU resources of a pretrain job, the site's settings included. One node: `gpus`
+    GPUs (--gpus). Several nodes: --nodes, the GPUs per node as a GRES (--gres=gpu[:model]:N
+    applies per node) and one task per node, the torchrun launcher that srun starts there.
+    """
+    site = {
+        key: value for key, value in GPU_SITE_RESOURCES.items() if key != "gpu_model"
+    }
+
+    def multi_node(wildcards):
+        return PRETRAIN[wildcards.pretrain]["nodes"] > 1
+
+    def gres(wildcards):
+        if not multi_node(wildcards):
+            return ""
+        model = GPU_SITE_RESOURCES.get("gpu_model")
+        gpus = PRETRAIN[wildcards.pretrain]["gpus"]
+        return f"gpu:{model}:{gpus}" if model else f"gpu:{gpus}"
+
+    return site | {
+        "gpu": lambda wildcards: (
+            0 if multi_node(wildcards) else PRETRAIN[wildcards.pretrain]["gpus"]
+        ),
+        "gpu_model": lambda wildcards: (
+            "" if multi_node(wildcards) else GPU_SITE_RESOURCES.get("gpu_model", "")
+        ),
+        "nodes": pretrain_resource("nodes"),
+        "gres": gres,
+        "slurm_extra": lambda wildcards: (
+            "--ntasks-per-node=1" if multi_node(wildcards) else ""
+        ),
+    }
+
+
+def pretrain_targets():
+    """Checkpoints and exports of the runs that train; attention maps of every run."""
+    targets = []
+    for name, run in PRETRAIN.items():
+        if trained(name):
+            targets += [
+                paths.path(pattern, pretrain=name)
+                for pattern in (paths.CHECKPOINT, paths.EXPORT_CARD)
+            ]
+        targets += expand(paths.ATTENTION_METADATA, pretrain=name, aoi=run["aois"])
+    return targets

@@ -1,0 +1,106 @@
+from dataclasses import fields
+
+from sarssl.probe import ProbeSettings
+
+TABLE1_MODELS = ("attention-unet", "tokens-decoder")
+SI_MODELS = ("s1grd-unet", "s1grd-attention-unet")
+
+
+def evaluation_aoi(pretrain):
+    """Where a backbone's attention is shown and scored: the fine-tuning AOI, else the
+    first AOI it was pre-trained on."""
+    return FINETUNE["aoi"] or PRETRAIN[pretrain]["aois"][0]
+
+
+def evaluation(wildcards):
+    """The evaluation AOI's store (a parameter) of a pre-training."""
+    return store(evaluation_aoi(wildcards.pretrain))
+
+
+def evaluation_inputs(wildcards):
+    """Attention maps and statistics of the evaluation AOI, and the backbone."""
+    aoi = evaluation_aoi(wildcards.pretrain)
+    return {
+        "maps": paths.path(
+            paths.ATTENTION_METADATA, pretrain=wildcards.pretrain, aoi=aoi
+        ),
+        "stats": stats(aoi),
+        "backbone": backbone_files(wildcards),
+    }
+
+
+def evaluation_maps(wildcards):
+    aoi = evaluation_aoi(wildcards.pretrain)
+    return paths.path(paths.ATTENTION, pretrain=wildcards.pretrain, aoi=aoi)
+
+
+def runs_of(pretrain, models):
+    return [run for run in finetune_runs() if run[0] == pretrain and run[1] in models]
+
+
+def table(pattern, rule_caption):
+    """The csv and md outputs of a table pattern, in the report."""
+    return {
+        form: report(
+            paths.path(pattern, format=form), caption=rule_caption, category="Tables"
+        )
+        for form in ("csv", "md")
+    }
+
+
+def figure(name):
+    return paths.path(paths.FIGURE, figure=name)
+
+
+def figure2_runs(wildcards):
+    """Example predictions of the attention-only and S1GRD + attention U-Nets: the largest
+    fraction, pre-trained frozen backbone if in the grid."""
+    init = "frozen" if "frozen" in FINETUNE["inits"] else FINETUNE["inits"][0]
+    fraction = max(FINETUNE["percents"])
+    return {
+        key: run_file(
+            paths.RESULTS,
+            (wildcards.pretrain, model, init, fraction),
+            paths.FINETUNE_PREDICTIONS,
+        ).as_posix()
+        for key, model in (
+            ("attention", "attention-unet"),
+            ("s1grd", "s1grd-attention-unet"),
+        )
+    }
+
+
+def probe_settings(wildcards):
+    """The knn_probe rule's sarssl.probe.ProbeSettings from the probe section (the
+    dataclass holds the defaults)."""
+    names = {f.name for f in fields(ProbeSettings)} - {"seed"}
+    return {key: PROBE[key] for key in names if key in PROBE} | {
+        "seed": config["dino"].get("seed", ProbeSettings.seed)
+    }
+
+
+def results_targets():
+    targets = []
+    for name in PRETRAIN:
+        targets += [paths.path(paths.EMERGENT, pretrain=name, format="md")]
+        targets += [paths.path(paths.PROBE, pretrain=name, format="md")]
+        targets += [paths.path(figure("heads_landcover"), pretrain=name)]
+        if trained(name):  # curves of a training
+            targets += [
+                paths.path(figure(f), pretrain=name)
+                for f in ("probe", "training_curves")
+            ]
+    if finetune_runs():
+        targets.append(paths.RUNS_TABLE)
+    targets += [
+        paths.path(paths.TABLE1, pretrain=name, format="md")
+        for name in FINETUNE["pretrain"]
+    ]
+    baseline = FINETUNE["unet_baseline"]
+    if baseline:
+        targets.append(paths.path(paths.SI_TABLE2, pretrain=baseline, format="md"))
+        if baseline in FINETUNE["pretrain"] and "attention" in FINETUNE["encodings"]:
+            targets.append(
+                paths.path(figure("attention_predictions"), pretrain=baseline)
+            )
+    return targets
