@@ -25,9 +25,10 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sarssl.bands import CHANNELS
+from sarssl.dataset.bands import CHANNELS
 from sarssl.devices import device_description
-from sarssl.pretrain import DINOTrainer, PretrainSettings
+from sarssl.pretrain import DINOTrainer
+from sarssl.pretrain_settings import PretrainSettings
 
 # Dense bf16 tensor-core peak (FLOP/s) by device name.
 BF16_PEAK = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12}

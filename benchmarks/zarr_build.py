@@ -1,7 +1,7 @@
 """Benchmark of the Zarr build: tiles/s and peak memory, against per-tile loops.
 
 Methods, all producing the same store from the same GeoTIFFs:
-- `sarssl`: `sarssl.build.build_shard`, tiles on a dask thread pool (`--threads`), direct
+- `sarssl`: `sarssl.dataset.build.build_shard`, tiles on a dask thread pool (`--threads`), direct
   chunk writes;
 - `loop`: the same per-tile work in a plain sequential loop with direct zarr writes;
 - `naive`: a sequential read-stack-write loop writing each tile with xarray's
@@ -27,13 +27,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from sarssl.bands import labels_dataset_name, s1_dataset_name
-from sarssl.build import BuildSettings, build_shard, process_tile, read_tile
-from sarssl.grid import build_tile_grid, read_tiles, tile_bounds, write_tiles_file
-from sarssl.sources import read_manifest, write_csv
-from sarssl.store import create_store, open_arrays
-from sarssl.synthetic import write_synthetic_shard
-from sarssl.tilegrid import TileGrid
+from sarssl.dataset.bands import labels_dataset_name, s1_dataset_name
+from sarssl.dataset.build import BuildSettings, build_shard, process_tile, read_tile
+from sarssl.dataset.grid import build_tile_grid, read_tiles, tile_bounds, write_tiles_file
+from sarssl.dataset.sources import read_manifest, write_csv
+from sarssl.dataset.store import create_store, open_arrays
+from sarssl.dataset.synthetic import write_synthetic_shard
+from sarssl.dataset.tilegrid import TileGrid
 
 SEED = 39
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sarssl.bands import labels_dataset_name, s1_dataset_name
-from sarssl.build import BuildSettings, build_shard, finalise, tile_outcomes, write_rejected
-from sarssl.grid import (
+from sarssl.dataset.bands import labels_dataset_name, s1_dataset_name
+from sarssl.dataset.build import BuildSettings, build_shard, finalise, tile_outcomes, write_rejected
+from sarssl.dataset.grid import (
     build_tile_grid,
     geographic_split,
     read_tiles,
@@ -18,11 +18,12 @@ from sarssl.grid import (
     tiles_file_name,
     write_tiles_file,
 )
-from sarssl.sources import write_csv
-from sarssl.store import create_store
-from sarssl.synthetic import write_synthetic_shard
+from sarssl.dataset.sources import write_csv
+from sarssl.dataset.store import create_store
+from sarssl.dataset.synthetic import write_synthetic_shard
 
-REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent  # also the home of the tests' helper modules
+REPO = TESTS.parent
 REAL_DATA = REPO.parent / "shared" / "data" / "real"
 TEST_TILE_PX = 32
 TEST_PIXEL_M = 10
@@ -122,6 +123,14 @@ TINY_DINO = {
 }
 
 
+# The data sections of the workflow and SLURM tests' configs: 32 px tiles, 5 split bands.
+TINY_DATA_CONFIG = {
+    "data": {"tile_px": TEST_TILE_PX, "threads": 1},
+    "split": {"nbands": 5, "angle": 0.0},
+    "synthetic": {"seed": SEED},
+}
+
+
 def tiny_pretrain_config(aois: list[str]) -> dict:
     """The pretrain, dino and attention sections of a test config: one ViT-Tiny epoch."""
     return {
@@ -161,6 +170,16 @@ def tiny_finetune_config(aoi: str, percents: list[float]) -> dict:
     }
 
 
+def tiny_settings(store: Path, **overrides):
+    """Pre-training settings on the tiny store: 26 train tiles of 32 px, 6 steps of 4 tiles
+    per epoch; a small head."""
+    from sarssl.pretrain_settings import PretrainSettings, settings_from_config
+
+    run = {"name": "tiny", "architecture": "vit_tiny_patch16_224", "epochs": 2, "batch_size": 4}
+    settings = settings_from_config(run, TINY_DINO, [str(store)], TEST_TILE_PX)
+    return PretrainSettings.from_dict({**settings.as_dict(), **overrides})
+
+
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory) -> Path:
     """A built store of the tiny AOI, shared (read-only) by the tests that train on it."""
@@ -174,12 +193,9 @@ def tiny_store(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_store, tmp_path_factory) -> Path:
     """A ViT-Tiny pre-trained on the tiny store for one epoch (shared, read-only)."""
-    from sarssl.pretrain import CHECKPOINT_NAME, settings_from_config, train
+    from sarssl.pretrain import train
+    from sarssl.pretrain_settings import CHECKPOINT_NAME
 
-    run = {"name": "tiny-vit", "architecture": "vit_tiny_patch16_224", "epochs": 1}
-    settings = settings_from_config(
-        {**run, "batch_size": 4}, TINY_DINO, [str(tiny_store)], TEST_TILE_PX
-    )
     folder = tmp_path_factory.mktemp("tiny-pretrain")
-    train(settings, folder)
+    train(tiny_settings(tiny_store, name="tiny-vit", epochs=1), folder)
     return folder / CHECKPOINT_NAME

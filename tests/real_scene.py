@@ -29,8 +29,8 @@ from conftest import REAL_DATA
 from fake_earthengine import BandSource, FakeEarthEngine
 from rasterio.windows import Window
 
-from sarssl.bands import SEASONS
-from sarssl.grid import read_tiles
+from sarssl.dataset.bands import SEASONS
+from sarssl.dataset.grid import read_tiles
 
 S1_CHIP = REAL_DATA / "sen1floods11" / "Spain_7370579_S1Hand.tif"
 WORLDCOVER = REAL_DATA / "esa_worldcover" / "ESA_WorldCover_10m_2020_v100_N00E006_Map.tif"

@@ -14,8 +14,8 @@ import torch
 from conftest import TEST_TILE_PX
 
 from sarssl.backbone import load_backbone, load_checkpoint
-from sarssl.bands import CHANNELS
 from sarssl.data import StoreTiles, split_tiles
+from sarssl.dataset.bands import CHANNELS
 from sarssl.errors import ConfigError
 from sarssl.export import DataDescription, ExportError, export_backbone, read_export
 from sarssl.finetune import finetune

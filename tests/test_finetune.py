@@ -1,120 +1,26 @@
-"""Fine-tuning: MIoU from one confusion matrix (against hand values and torchmetrics),
-nested subsets, model output shapes, frozen backbones unchanged, gradients reaching a
-fine-tuned backbone, reproducible runs, clear errors."""
+"""Fine-tuning (sarssl.finetune): frozen backbones unchanged, gradients reaching a
+fine-tuned backbone, reproducible runs, stored maps of other tiles refused."""
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import timm
 import torch
 import zarr
 from conftest import TEST_TILE_PX
-from torchmetrics.classification import MulticlassJaccardIndex
 
 from sarssl.backbone import load_checkpoint
-from sarssl.data import StoreTiles, TileRef, split_tiles
+from sarssl.data import StoreTiles, split_tiles
+from sarssl.dataset.worldcover import NUM_CLASSES
 from sarssl.errors import ConfigError
 from sarssl.finetune import (
     SegmentationTiles,
     build_model,
     finetune,
-    fraction_subset,
     loader,
     make_optimizer,
     train_epoch,
 )
-from sarssl.metrics import ConfusionMatrix, mean_iou, per_class_iou
-from sarssl.runs import FinetuneSettings, check_run, settings_from_config, subset_size
-from sarssl.segmentation import AttentionMapsUNet, Backbone, S1AttentionUNet, TokenDecoder
-from sarssl.worldcover import IGNORE_INDEX, NUM_CLASSES
-
-
-def test_iou_from_a_hand_made_confusion_matrix():
-    # truth:     0 0 1 1 2 255      predicted: 0 1 1 1 0 2
-    confusion = ConfusionMatrix(4, IGNORE_INDEX)
-    confusion.update(torch.tensor([0, 1, 1, 1, 0, 2]), torch.tensor([0, 0, 1, 1, 2, 255]))
-    counts = confusion.numpy()
-    assert counts.tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]]
-    iou = per_class_iou(counts)
-    # class 0: TP 1, FP 1, FN 1 -> 1/3; class 1: TP 2, FP 1 -> 2/3; class 2: TP 0, FN 1 -> 0;
-    # class 3: absent from truth and predictions -> no IoU, left out of the mean.
-    np.testing.assert_allclose(iou[:3], [1 / 3, 2 / 3, 0.0])
-    assert np.isnan(iou[3])
-    assert mean_iou(counts) == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)
-
-
-def test_miou_over_batches_equals_torchmetrics_on_the_whole_split():
-    rng = np.random.default_rng(0)
-    truth = torch.from_numpy(rng.integers(0, NUM_CLASSES - 2, size=(6, 16, 16)))  # 2 absent
-    truth[:, :3] = IGNORE_INDEX
-    predicted = torch.where(
-        torch.from_numpy(rng.random((6, 16, 16)) < 0.6),
-        truth.clamp_max(NUM_CLASSES - 1),
-        torch.from_numpy(rng.integers(0, NUM_CLASSES - 1, size=(6, 16, 16))),
-    )
-    ours = ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX)
-    for batch in range(0, 6, 2):
-        ours.update(predicted[batch : batch + 2], truth[batch : batch + 2])
-    reference = MulticlassJaccardIndex(NUM_CLASSES, average="macro", ignore_index=IGNORE_INDEX)
-    expected = reference(predicted, truth).item()
-    assert mean_iou(ours.numpy()) == pytest.approx(expected, abs=1e-6)
-    scores = []
-    for batch in range(0, 6, 2):
-        single = ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX)
-        single.update(predicted[batch : batch + 2], truth[batch : batch + 2])
-        scores.append(mean_iou(single.numpy()))
-    assert np.mean(scores) != pytest.approx(expected, abs=1e-4)  # why one matrix, not a mean
-
-
-def test_subsets_are_nested_deterministic_and_never_empty():
-    tiles = [TileRef("s", i) for i in range(1000)]
-    small, medium, large = (fraction_subset(tiles, f, seed=7) for f in (0.1, 1, 10))
-    assert (len(small), len(medium), len(large)) == (1, 10, 100)
-    assert set(small) <= set(medium) <= set(large)
-    assert fraction_subset(tiles, 1, seed=7) == medium
-    assert fraction_subset(tiles, 1, seed=8) != medium
-    assert subset_size(0.05, 1000) == 1  # 0.5 tiles rounds half up
-    with pytest.raises(ConfigError, match=r"fraction 0.1 % of 29 .* less than one"):
-        subset_size(0.1, 29)
-
-
-def test_unknown_models_and_initialisations_are_named():
-    with pytest.raises(ConfigError, match="'segformer'"):
-        check_run("segformer", "scratch")
-    with pytest.raises(ConfigError, match="s1grd-unet has no initialisation 'frozen'"):
-        check_run("s1grd-unet", "frozen")
-
-
-@pytest.fixture(scope="module")
-def vit():
-    torch.manual_seed(0)
-    return timm.create_model(
-        "vit_tiny_patch16_224",
-        pretrained=False,
-        img_size=448,
-        in_chans=12,
-        num_classes=0,
-        dynamic_img_size=True,
-    )
-
-
-@pytest.mark.parametrize("frozen", [True, False])
-def test_every_model_predicts_11_classes_at_448(vit, frozen):
-    images = torch.randn(1, 12, 448, 448)
-    backbone = Backbone(vit, frozen=frozen)
-    models = [
-        AttentionMapsUNet(backbone, 3, NUM_CLASSES, 448, width=4),
-        TokenDecoder(backbone, NUM_CLASSES, width=4),
-        S1AttentionUNet(None, 12, 0, NUM_CLASSES, 448, width=4),
-        S1AttentionUNet(backbone, 12, 3, NUM_CLASSES, 448, width=4),
-    ]
-    with torch.no_grad():
-        for model in models:
-            assert model.eval()(images).shape == (1, NUM_CLASSES, 448, 448)
-        maps = torch.rand(1, 3, 28, 28)
-        assert models[0](None, maps).shape == (1, NUM_CLASSES, 448, 448)
-        assert models[3](images, maps).shape == (1, NUM_CLASSES, 448, 448)
+from sarssl.runs import FinetuneSettings, settings_from_config, subset_size
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import torch
 from sarssl import plan as cost
 from sarssl.backbone import create_backbone
 from sarssl.cli import main
-from sarssl.pretrain import PretrainSettings
+from sarssl.pretrain_settings import PretrainSettings
 
 
 def test_counted_vit_flops_follow_the_transformer_formula():

@@ -12,9 +12,9 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardInd
 
 from sarssl.backbone import create_backbone
 from sarssl.data import Normalisation, split_tiles
+from sarssl.dataset.worldcover import IGNORE_INDEX, NUM_CLASSES
 from sarssl.dino import collapse_indicators
 from sarssl.probe import PatchProbe, ProbeSettings, knn_predict, patch_labels, scores_of
-from sarssl.worldcover import IGNORE_INDEX, NUM_CLASSES
 
 
 def unit(x: torch.Tensor) -> torch.Tensor:

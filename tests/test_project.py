@@ -1,11 +1,16 @@
-"""Project files that must agree: conda environment vs pyproject, README vs CI."""
+"""Project files that must agree: conda environment vs pyproject, README vs CI, the config
+schema vs the settings dataclasses."""
 
+import dataclasses
 import re
 import tomllib
 
 import yaml
 from conftest import REPO
 from packaging.requirements import Requirement
+
+from sarssl import pretrain_settings, runs
+from sarssl.probe import ProbeSettings
 
 
 def pyproject_requirements() -> dict[str, str]:
@@ -39,3 +44,24 @@ def test_ci_runs_exactly_the_readme_test_command():
     commands = re.findall(r"```(?:bash|sh)\n(.*?)```", readme, flags=re.S)
     test_command = next(c.strip() for c in commands if "pytest" in c)
     assert test_command in (REPO / ".ci" / "run").read_text()
+
+
+def test_each_default_of_a_dataclass_backed_key_lives_in_its_dataclass_only():
+    """A schema default beside the dataclass's would drift (as dino.loader_workers did):
+    keys the dataclasses define take their defaults from there."""
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())["properties"]
+    pretrain = pretrain_settings.PretrainSettings
+    # Each section's keys that set a dataclass field (not the per-run keys).
+    homes = {
+        "dino": (pretrain, pretrain_settings.RUN_KEYS),
+        "probe": (ProbeSettings, set()),
+        "finetune": (runs.FinetuneSettings, runs.RUN_KEYS),
+    }
+    for section, (home, run_keys) in homes.items():
+        fields = {f.name for f in dataclasses.fields(home)} - run_keys
+        if section == "probe":  # the run's probe_* fields, e.g. probe_every
+            fields |= {f.name.removeprefix("probe_") for f in dataclasses.fields(pretrain)}
+        properties = schema[section]["properties"]
+        both = sorted(k for k in properties if k in fields and "default" in properties[k])
+        assert not both, f"config/schema.yaml {section}: defaults also in {home.__name__}: {both}"
+        assert set(properties) & fields, f"{section}: no key of {home.__name__} in the schema"

@@ -20,9 +20,15 @@ from rasterio.transform import Affine
 from .atomic import atomic_path
 from .attention import cls_attention
 from .backbone import load_backbone
-from .data import StoreTiles, TileRef, split_positions
-from .geotiff import write_geotiff
-from .store import open_store, tile_transform, write_coordinate
+from .data import StoreTiles, TileRef
+from .dataset.geotiff import write_geotiff
+from .dataset.store import (
+    consolidate,
+    open_store,
+    split_positions,
+    tile_transform,
+    write_coordinate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +96,7 @@ def extract_attention_maps(
             ]
         )
         write_coordinate(group, "transform", grid_transforms, ("tile", "affine"), "float64")
+        consolidate(tmp)
         test_tiles = split_positions(store, ["test"])[:geotiff_tiles]
         examples = {int(i): maps[int(i)] for i in test_tiles}
 

@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from .bands import CHANNELS
 from .data import Normalisation
+from .dataset.bands import CHANNELS
 from .errors import ConfigError
 
 BACKBONE_PREFIX = "backbone."

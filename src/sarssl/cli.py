@@ -20,10 +20,11 @@ import geopandas as gpd
 import yaml
 from snakemake.utils import validate
 
-from .bands import aoi_datasets
+from . import paths
+from .dataset.bands import aoi_datasets
+from .dataset.gee import ENDPOINTS, export_requests
+from .dataset.grid import build_tile_grid, read_aoi, read_tiles, tile_bounds
 from .errors import ConfigError
-from .gee import ENDPOINTS, export_requests
-from .grid import build_tile_grid, read_aoi, read_tiles, tile_bounds, tiles_file_name
 
 # Half a tile's side around the AOI's representative point: enough for geetiles to place
 # one example chip when the AOI's grid is not built yet.
@@ -51,7 +52,7 @@ def aoi_tiles(config: dict, aoi_name: str, results: Path) -> tuple[gpd.GeoDataFr
     AOI's area."""
     aoi = aoi_entry(config, aoi_name)
     chip_m = config["data"]["tile_px"] * config["data"]["pixel_m"]
-    tiles_path = results / aoi_name / "tiles" / tiles_file_name(aoi_name)
+    tiles_path = paths.under(results, paths.TILES, aoi=aoi_name)
     if aoi["source"] == "geetiles_dir":
         tiles_path = Path(aoi["tiles_file"])
     if tiles_path.is_file():
@@ -95,14 +96,14 @@ def gee_plan(config: dict, aoi_name: str, results: Path) -> dict:
 def cost_plan(config: dict, results: Path) -> str:
     """`sarssl plan`: the cost plan of the config (see sarssl.plan)."""
     from .plan import describe, plan
-    from .pretrain import settings_from_config
+    from .pretrain_settings import settings_from_config
 
     counts = {a["name"]: aoi_tiles(config, a["name"], results)[1:] for a in config["aois"]}
     settings = {
         run["name"]: settings_from_config(
             run,
             config["dino"],
-            [str(results / aoi / "dataset.zarr") for aoi in run["aois"]],
+            [str(paths.under(results, paths.STORE, aoi=aoi)) for aoi in run["aois"]],
             config["data"]["tile_px"],
             config["probe"],
         )
@@ -160,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         # torch and timm are imported only by the commands that train: gee-plan starts
         # without them.
         if args.command == "pretrain":
-            from .pretrain import PretrainSettings, train
+            from .pretrain import train
+            from .pretrain_settings import PretrainSettings
 
             settings = PretrainSettings.from_dict(json.loads(args.settings.read_text()))
             train(settings, args.run_dir)

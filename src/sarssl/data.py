@@ -19,10 +19,10 @@ import torch
 import zarr
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .dataset.stats import Moments
+from .dataset.store import open_store, split_positions
 from .errors import ConfigError
 from .multicrop import CropSpec, crop_params
-from .stats import Moments
-from .store import open_store
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,6 @@ class Normalisation:
 class TileRef:
     store: str
     index: int  # position along the store's tile dimension
-
-
-def split_positions(store: str | Path, splits: Sequence[str]) -> np.ndarray:
-    """Positions of the valid tiles of `splits` in a finished store, in store order."""
-    dataset = open_store(store)
-    return np.flatnonzero(np.isin(dataset["split"].values, list(splits)) & dataset["valid"].values)
 
 
 def split_tiles(store: str | Path, splits: Sequence[str]) -> list[TileRef]:

@@ -27,10 +27,10 @@ from scipy.stats import rankdata
 
 from .attention import cls_attention
 from .backbone import load_backbone
-from .data import StoreTiles, TileRef, split_positions
+from .data import StoreTiles, TileRef
+from .dataset.store import open_store, split_positions
+from .dataset.worldcover import CLASSES, IGNORE_INDEX, NUM_CLASSES
 from .probe import patch_labels
-from .store import open_store
-from .worldcover import CLASSES, IGNORE_INDEX, NUM_CLASSES
 
 ATTENTION_BINS = 4
 MIN_CLASS_TOKENS = 50  # rarer classes give AUCs of a handful of tokens: left out
@@ -115,7 +115,7 @@ def measure(
     """Head scores of the pre-trained backbone (its stored maps) and of a random ViT of the
     same architecture on the same test tiles."""
     dataset = open_store(store)
-    stored = xr.open_zarr(attention_store, consolidated=False)
+    stored = xr.open_zarr(attention_store)
     tiles = sample_test_tiles(store, max_tiles, seed)
     grid = stored.sizes["y"], stored.sizes["x"]
     classes = patch_labels(dataset["labels"].values[tiles], grid, NUM_CLASSES, IGNORE_INDEX)

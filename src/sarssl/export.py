@@ -32,8 +32,8 @@ from safetensors.torch import save_file
 
 from .atomic import atomic_path, write_text_atomic
 from .backbone import CONFIG_NAME, WEIGHTS_NAME, backbone_weights, load_checkpoint
-from .bands import CHANNELS
 from .data import Normalisation
+from .dataset.bands import CHANNELS
 from .errors import ConfigError, SarsslError
 
 CARD_NAME = "README.md"

@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from .atomic import atomic_path
-from .bands import CHANNELS
-from .worldcover import CLASSES, IGNORE_INDEX
+from .dataset.bands import CHANNELS
+from .dataset.worldcover import CLASSES, IGNORE_INDEX
 
 NODATA_COLOUR = "#ffffff"
 

@@ -25,16 +25,16 @@ from tqdm import tqdm
 
 from .atomic import atomic_path, write_text_atomic
 from .backbone import create_backbone, load_backbone
-from .bands import CHANNELS
 from .data import LazyArrays, Normalisation, StoreTiles, TileRef, split_tiles
+from .dataset.bands import CHANNELS
+from .dataset.store import open_store
+from .dataset.worldcover import CLASSES, IGNORE_INDEX, NUM_CLASSES
 from .devices import autocast, autocast_dtype, device_description
 from .dino import cosine_schedule
 from .errors import ConfigError
 from .metrics import ConfusionMatrix, mean_iou, per_class_iou
 from .runs import FinetuneSettings, format_fraction, runs_vit, subset_size, uses_vit
 from .segmentation import AttentionMapsUNet, Backbone, S1AttentionUNet, TokenDecoder
-from .store import open_store
-from .worldcover import CLASSES, IGNORE_INDEX, NUM_CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class SegmentationTiles(Dataset):
 
 def check_attention_store(attention_store: str, store: str) -> None:
     """The maps must be of this store's tiles, in its order."""
-    maps = xr.open_zarr(attention_store, consolidated=False)
+    maps = xr.open_zarr(attention_store)
     tiles = open_store(store)["tile"].values
     if maps.sizes["tile"] != len(tiles) or not (maps["tile"].values == tiles).all():
         raise ConfigError(f"{attention_store}: its tiles are not those of {store}")

@@ -17,8 +17,10 @@ SPLITS = "results/{aoi}/splits.csv"
 SOURCE_MANIFEST = "results/{aoi}/source/{source}/shard{shard}.csv"
 GEE_SUMMARY = "results/{aoi}/source/gee/shard{shard}.summary.json"
 STORE = "results/{aoi}/dataset.zarr"
-# A Zarr store is a folder: rules track its root metadata file.
-STORE_METADATA = STORE + "/zarr.json"
+# A Zarr store is a folder: rules track a metadata file in it. For the data store, that of
+# the tile coordinate, written once at init: finalising rewrites the root's zarr.json (the
+# consolidated metadata), which must not make the shards look out of date.
+STORE_METADATA = STORE + "/tile/zarr.json"
 BUILD_REPORT = "results/{aoi}/build/shard{shard}.csv"
 REJECTED = "results/{aoi}/rejected_tiles.csv"
 STATS = "results/{aoi}/stats.json"

@@ -16,9 +16,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .backbone import create_backbone
-from .bands import CHANNELS
+from .dataset.bands import CHANNELS
 from .finetune import segmentation_model
-from .pretrain import PretrainSettings, create_network
+from .pretrain import create_network
+from .pretrain_settings import PretrainSettings
 from .runs import FinetuneSettings, grid_runs, subset_size, uses_stored_maps, uses_vit
 
 H100_BF16_PEAK = 989.4e12  # dense bf16 tensor-core FLOP/s (NVIDIA's H100 SXM datasheet)

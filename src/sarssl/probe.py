@@ -27,9 +27,9 @@ from torch import nn
 
 from .backbone import load_backbone
 from .data import Normalisation, StoreTiles, TileRef, split_tiles
+from .dataset.worldcover import IGNORE_INDEX, NUM_CLASSES
 from .devices import autocast
 from .metrics import ConfusionMatrix, mean_iou
-from .worldcover import IGNORE_INDEX, NUM_CLASSES
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,7 @@ import pandas as pd
 import xarray as xr
 
 from . import figures
-from .data import split_positions
-from .store import open_store
+from .dataset.store import open_store, split_positions
 
 
 def first_test_tiles(store: str | Path, count: int) -> np.ndarray:
@@ -33,7 +32,7 @@ def attention_and_predictions(
     positions = first_test_tiles(store, len(tiles))
     if [str(t) for t in dataset["tile"].values[positions]] != tiles:
         raise ValueError(f"{attention_run}: its example tiles are not the store's first test tiles")
-    maps = xr.open_zarr(attention_store, consolidated=False)["attention"].values[positions]
+    maps = xr.open_zarr(attention_store)["attention"].values[positions]
     figures.attention_and_predictions(
         tiles,
         dataset["s1grd"].values[positions],
@@ -52,7 +51,7 @@ def heads_and_landcover(
     """Figure 5: the first `count` test tiles."""
     dataset = open_store(store)
     positions = first_test_tiles(store, count)
-    maps = xr.open_zarr(attention_store, consolidated=False)["attention"].values[positions]
+    maps = xr.open_zarr(attention_store)["attention"].values[positions]
     tiles = [str(t) for t in dataset["tile"].values[positions]]
     figures.heads_and_landcover(tiles, maps, dataset["labels"].values[positions], path, title)
 

@@ -148,15 +148,17 @@ def frame_markdown(frame: pd.DataFrame, title: str, digits: int = 3) -> str:
 def write_all_tables(results: str | Path, finetune: dict) -> list[Path]:
     """Every table of the config's grid from the runs finished so far (the rules wait for
     the whole grid; this shows a grid in progress or with failed runs)."""
-    tables = Path(results) / "tables"
     frame = collect_runs(results, grid_runs(finetune))
-    write_text_atomic(tables / "runs.csv", frame.to_csv(index=False))
-    written = [tables / "runs.csv"]
-    layouts = [(table1, "table1", "Table 1", p) for p in finetune["pretrain"]]
+    runs_table = paths.under(results, paths.RUNS_TABLE)
+    write_text_atomic(runs_table, frame.to_csv(index=False))
+    written = [runs_table]
+    layouts = [(table1, paths.TABLE1, "Table 1", p) for p in finetune["pretrain"]]
     if finetune["unet_baseline"]:
-        layouts.append((si_table2, "si_table2", "SI Table 2", finetune["unet_baseline"]))
-    for layout, stem, title, pretrain in layouts:
-        csv_path, md_path = (tables / f"{stem}_{pretrain}.{ext}" for ext in ("csv", "md"))
+        layouts.append((si_table2, paths.SI_TABLE2, "SI Table 2", finetune["unet_baseline"]))
+    for layout, pattern, title, pretrain in layouts:
+        csv_path, md_path = (
+            paths.under(results, pattern, pretrain=pretrain, format=ext) for ext in ("csv", "md")
+        )
         write_table(
             layout(frame, pretrain, finetune["percents"]),
             csv_path,

@@ -1,4 +1,4 @@
-from sarssl.build import BuildSettings, build_shard
+from sarssl.dataset.build import BuildSettings, build_shard
 from sarssl.logs import job_log
 
 with job_log(snakemake.log[0]) as log:

@@ -1,4 +1,4 @@
-from sarssl.build import finalise, tile_outcomes
+from sarssl.dataset.build import finalise, tile_outcomes
 from sarssl.logs import job_log
 
 with job_log(snakemake.log[0]) as log:

@@ -1,6 +1,6 @@
 import ee
 
-from sarssl.gee import RetryPolicy, export_requests, export_shard, initialize, resolve_auth
+from sarssl.dataset.gee import RetryPolicy, export_requests, export_shard, initialize, resolve_auth
 from sarssl.logs import job_log
 
 with job_log(snakemake.log[0]) as log:

@@ -1,5 +1,5 @@
+from sarssl.dataset.sources import shard_manifest, write_csv
 from sarssl.logs import job_log
-from sarssl.sources import shard_manifest, write_csv
 
 with job_log(snakemake.log[0]) as log:
     params = snakemake.params

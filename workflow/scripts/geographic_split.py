@@ -1,6 +1,6 @@
-from sarssl.grid import geographic_split, read_tiles
+from sarssl.dataset.grid import geographic_split, read_tiles
+from sarssl.dataset.sources import write_csv
 from sarssl.logs import job_log
-from sarssl.sources import write_csv
 
 with job_log(snakemake.log[0]) as log:
     params = snakemake.params

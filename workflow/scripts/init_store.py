@@ -1,6 +1,6 @@
-from sarssl.grid import read_tiles, tile_bounds
+from sarssl.dataset.grid import read_tiles, tile_bounds
+from sarssl.dataset.store import create_store
 from sarssl.logs import job_log
-from sarssl.store import create_store
 
 with job_log(snakemake.log[0]) as log:
     params = snakemake.params

@@ -1,4 +1,4 @@
-from sarssl.build import common_reasons, tile_outcomes, write_rejected
+from sarssl.dataset.build import common_reasons, tile_outcomes, write_rejected
 from sarssl.logs import job_log
 
 with job_log(snakemake.log[0]) as log:

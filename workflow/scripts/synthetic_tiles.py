@@ -1,5 +1,5 @@
+from sarssl.dataset.synthetic import write_synthetic_shard
 from sarssl.logs import job_log
-from sarssl.synthetic import write_synthetic_shard
 
 with job_log(snakemake.log[0]) as log:
     params = snakemake.params

@@ -1,4 +1,4 @@
-from sarssl.grid import build_tile_grid, write_tiles_file
+from sarssl.dataset.grid import build_tile_grid, write_tiles_file
 from sarssl.logs import job_log
 
 with job_log(snakemake.log[0]) as log:

@@ -60,7 +60,9 @@ def finetune_inputs(wildcards):
     if settings.checkpoint:
         inputs["backbone"] = backbone_files(wildcards)
     if settings.attention_store:
-        inputs["maps"] = f"{settings.attention_store}/zarr.json"
+        inputs["maps"] = paths.path(
+            paths.ATTENTION_METADATA, pretrain=wildcards.pretrain, aoi=FINETUNE["aoi"]
+        )
     return inputs
 
 

@@ -1,4 +1,4 @@
-from sarssl.bands import aoi_datasets
+from sarssl.dataset.bands import aoi_datasets
 
 
 def datasets(wildcards):
@@ -15,7 +15,7 @@ def source_manifest(source):
 
 
 def gee_request_summary(wildcards):
-    from sarssl.gee import export_requests, request_summary
+    from sarssl.dataset.gee import export_requests, request_summary
 
     gee = config["gee"]
     requests = export_requests(

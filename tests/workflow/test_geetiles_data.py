@@ -35,11 +35,11 @@ from real_scene import (
     geetiles_download,
 )
 
-from sarssl.bands import SEASONS
-from sarssl.grid import read_tiles, tile_bounds, write_tiles_file
-from sarssl.s1layout import UINT8_STEP_DB
-from sarssl.store import open_store
-from sarssl.worldcover import codes_to_indices
+from sarssl.dataset.bands import SEASONS
+from sarssl.dataset.grid import read_tiles, tile_bounds, write_tiles_file
+from sarssl.dataset.s1layout import UINT8_STEP_DB
+from sarssl.dataset.store import open_store
+from sarssl.dataset.worldcover import codes_to_indices
 
 pytestmark = pytest.mark.skipif(not S1_CHIP.is_file(), reason="real data not found")
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sarssl.stats import Moments
+from sarssl.dataset.stats import Moments
 
 
 def pool(parts: list[Moments]) -> Moments:

@@ -9,15 +9,15 @@ import zarr
 from conftest import REAL_DATA
 from rasterio.transform import Affine
 
-from sarssl.bands import EXPORT_BANDS
-from sarssl.build import BuildSettings, build_shard, read_label_codes
+from sarssl.dataset.bands import EXPORT_BANDS
+from sarssl.dataset.build import BuildSettings, build_shard, read_label_codes
+from sarssl.dataset.geotiff import read_raster, write_geotiff
+from sarssl.dataset.seasonal import tile_labels
+from sarssl.dataset.sources import write_csv
+from sarssl.dataset.store import create_store
+from sarssl.dataset.tilegrid import TileGrid
+from sarssl.dataset.worldcover import CODES
 from sarssl.errors import TileError
-from sarssl.geotiff import read_raster, write_geotiff
-from sarssl.seasonal import tile_labels
-from sarssl.sources import write_csv
-from sarssl.store import create_store
-from sarssl.tilegrid import TileGrid
-from sarssl.worldcover import CODES
 
 S1_CHIP = REAL_DATA / "sen1floods11" / "Spain_7370579_S1Hand.tif"
 S1_LABELS = REAL_DATA / "sen1floods11" / "Spain_7370579_LabelHand.tif"

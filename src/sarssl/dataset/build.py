@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from .atomic import write_text_atomic
+from ..atomic import write_text_atomic
+from ..errors import SarsslError, TileError
 from .bands import CHANNELS
-from .errors import SarsslError, TileError
 from .geotiff import read_raster
 from .grid import SPLITS, read_tiles
 from .s1layout import LayoutError, OrbitPass, implausible_db, read_s1_bands
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 BadTilePolicy = Literal["record", "fail"]
 MOMENT_FIELDS = ("count", "mean", "m2")
 TILES_PER_THREAD_PER_BATCH = 16
-# What the report says of a tile's S1 file, kept or rejected (see sarssl.s1layout).
+# What the report says of a tile's S1 file, kept or rejected (see sarssl.dataset.s1layout).
 S1_FIELDS = ("s1_format", "orbit_pass", "cast_min_pixels", "cast_max_pixels")
 
 

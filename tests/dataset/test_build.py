@@ -5,21 +5,23 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+import xarray as xr
 import zarr
-from conftest import TEST_TILE_PX, build_all, prepare_sources, settings
+from conftest import TEST_TILE_PX, TESTS, build_all, prepare_sources, settings
 
 from sarssl.atomic import atomic_path
-from sarssl.bands import CHANNELS, EXPORT_BANDS
-from sarssl.build import build_shard
+from sarssl.dataset.bands import CHANNELS, EXPORT_BANDS
+from sarssl.dataset.build import build_shard
+from sarssl.dataset.geotiff import write_geotiff
+from sarssl.dataset.store import is_complete, open_store, tile_transform
 from sarssl.errors import IncompleteStoreError, TileError
-from sarssl.geotiff import write_geotiff
-from sarssl.store import is_complete, open_store, tile_transform
 
 
 @pytest.fixture
@@ -65,6 +67,15 @@ def test_store_holds_every_tile_without_nan_with_coordinates(dataset):
     np.testing.assert_allclose(
         ds.s1grd.values[5][:, gapless], direct[:, gapless].astype(np.float16), atol=0.02
     )
+
+
+def test_a_finished_store_opens_with_xarray_alone_without_a_warning(dataset):
+    build_all(dataset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opened = xr.open_zarr(dataset.store)
+    assert opened.s1grd.shape == (42, 12, TEST_TILE_PX, TEST_TILE_PX)
+    assert {"split", "valid", "transform"} <= set(opened.variables)
 
 
 def test_statistics_come_from_the_train_split_only(dataset):
@@ -167,7 +178,7 @@ def test_fail_policy_stops_at_the_first_bad_tile_naming_it(dataset):
 KILLER = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
-import sarssl.build as build
+import sarssl.dataset.build as build
 from conftest import settings
 original, calls = build.read_raster, []
 def read_then_die(*args, **kwargs):
@@ -184,7 +195,7 @@ def test_a_killed_shard_leaves_a_store_nobody_takes_for_complete(dataset):
     build_all(dataset)
     first = open_store(dataset.store).s1grd.values
     script = KILLER.format(
-        tests=os.path.dirname(__file__),
+        tests=str(TESTS),
         store=str(dataset.store),
         manifest=str(dataset.manifests[0]),
         report=str(dataset.root / "rebuild.csv"),

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from conftest import REPO, TEST_TILE_PX, quiet_grid
+from conftest import REPO, TEST_TILE_PX, TESTS, quiet_grid
 from fake_earthengine import FakeEarthEngine, band_value, http_failure
 
-from sarssl.bands import EXPORT_BANDS
-from sarssl.build import build_shard
-from sarssl.gee import (
+from sarssl.dataset.bands import EXPORT_BANDS
+from sarssl.dataset.build import build_shard
+from sarssl.dataset.gee import (
     GeeAuth,
     GeeAuthError,
     RetryPolicy,
@@ -35,8 +35,8 @@ from sarssl.gee import (
     season_dates,
     with_retries,
 )
-from sarssl.grid import read_tiles, tile_bounds, tiles_file_name, write_tiles_file
-from sarssl.store import create_store
+from sarssl.dataset.grid import read_tiles, tile_bounds, tiles_file_name, write_tiles_file
+from sarssl.dataset.store import create_store
 
 DATASETS = {"s1": "s1grd-2020", "labels": "esaworldcover-2020"}
 NO_WAIT = RetryPolicy(max_attempts=5, base_delay_s=0.0, max_delay_s=0.0)
@@ -261,7 +261,7 @@ import os, signal, sys
 sys.path.insert(0, {tests!r})
 import rasterio.io
 from fake_earthengine import FakeEarthEngine
-from sarssl.gee import RetryPolicy, export_requests, export_shard
+from sarssl.dataset.gee import RetryPolicy, export_requests, export_shard
 calls = []
 original = rasterio.io.DatasetWriter.set_band_description
 def die_mid_write(self, *args):
@@ -279,7 +279,7 @@ export_shard(FakeEarthEngine(), {tiles!r}, 0, 1, requests, {px}, {manifest!r}, {
 
 def test_a_process_killed_during_a_write_leaves_no_file_taken_for_complete(tiles_file, tmp_path):
     script = KILL_DURING_WRITE.format(
-        tests=str(Path(__file__).parent),
+        tests=str(TESTS),
         tiles=str(tiles_file),
         px=TEST_TILE_PX,
         manifest=str(tmp_path / "manifest.csv"),

@@ -4,7 +4,7 @@ Layout (xarray-readable, dimension names in the array metadata):
     s1grd     (tile, channel, y, x)  float16 or float32 dB, one chunk per tile
     labels    (tile, y, x)           uint8 class index 0..10, 255 = ignore
     tile      (tile)                 geetiles identifier
-    channel   (channel)              names in sarssl.bands.CHANNELS order
+    channel   (channel)              names in sarssl.dataset.bands.CHANNELS order
     bounds    (tile, corner)         west, south, east, north (EPSG:4326 degrees)
   written when the build is finalised:
     split     (tile)                 train / val / test
@@ -20,6 +20,8 @@ a store without it.
 """
 
 import shutil
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +29,10 @@ import xarray as xr
 import zarr
 from rasterio.transform import Affine
 
-from . import __version__
-from .atomic import atomic_path
+from .. import __version__
+from ..atomic import atomic_path
+from ..errors import IncompleteStoreError
 from .bands import CHANNELS
-from .errors import IncompleteStoreError
 from .worldcover import CLASSES, IGNORE_INDEX
 
 COMPLETE_MARKER = "sarssl_complete"
@@ -104,6 +106,16 @@ def write_coordinate(
     array[...] = values
 
 
+def consolidate(path: str | Path) -> None:
+    """Gather the metadata of every array into the root's zarr.json, so that readers open
+    the store in one read (and xarray without its warning about unconsolidated stores)."""
+    with warnings.catch_warnings():
+        # Zarr warns that format 3 does not specify consolidated metadata yet; xarray, zarr
+        # and the pipeline read it, and other readers fall back to the arrays' metadata.
+        warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
+        zarr.consolidate_metadata(str(path), zarr_format=3)
+
+
 def open_arrays(path: str | Path) -> tuple[zarr.Array, zarr.Array, np.ndarray]:
     """The s1grd and labels arrays, for chunk-aligned writes by one shard, and the tiles'
     bounds (west, south, east, north), which define each tile's pixel grid."""
@@ -142,9 +154,9 @@ def finalise_store(
     write_coordinate(
         group, "nodata_fraction", nodata_fraction.astype(np.float32), ("tile",), "float32"
     )
-    # On the array, not the group: the root zarr.json stays untouched after init (the
-    # pipeline tracks it), so finalising never makes the shards look out of date.
+    # On the array, as the store's statistics of its pixels.
     group["s1grd"].attrs.update({"normalisation": stats, "source_files": s1})
+    consolidate(path)
     with atomic_path(Path(path) / COMPLETE_MARKER, is_dir=True) as tmp:
         zarr.open_group(tmp, mode="w", zarr_format=3, attributes={"tiles": len(split)})
 
@@ -157,7 +169,13 @@ def open_store(path: str | Path) -> xr.Dataset:
             f"{path}: the build of this store did not finish (no {COMPLETE_MARKER}); "
             "rerun the pipeline to complete it"
         )
-    return xr.open_zarr(path, consolidated=False, zarr_format=3)
+    return xr.open_zarr(path, zarr_format=3)
+
+
+def split_positions(store: str | Path, splits: Sequence[str]) -> np.ndarray:
+    """Positions of the valid tiles of `splits` in a finished store, in store order."""
+    dataset = open_store(store)
+    return np.flatnonzero(np.isin(dataset["split"].values, list(splits)) & dataset["valid"].values)
 
 
 def tile_transform(dataset: xr.Dataset, tile: int) -> Affine:

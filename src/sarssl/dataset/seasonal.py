@@ -1,16 +1,16 @@
 """Seasonal stacking of one tile: seasonal dB means -> 12 model channels, and its labels.
 
 Pure functions over arrays on the tile's grid; the caller does the I/O, the decoding
-(`sarssl.s1layout`) and the regridding (`sarssl.tilegrid`). Every rejection raises TileError
-with the tile and a reason that a person can act on.
+(`sarssl.dataset.s1layout`) and the regridding (`sarssl.dataset.tilegrid`). Every rejection
+raises TileError with the tile and a reason that a person can act on.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import TileError
 from .bands import POLARISATIONS, SEASONS
-from .errors import TileError
 from .s1layout import nan_mean
 from .worldcover import IGNORE_INDEX, codes_to_indices
 

@@ -11,15 +11,14 @@ import pytest
 import yaml
 from conftest import (
     REPO,
-    SEED,
-    TEST_TILE_PX,
     TINY_AOI_WKT,
+    TINY_DATA_CONFIG,
     tiny_finetune_config,
     tiny_pretrain_config,
 )
 from slurm_cluster import FIRST_STATUS_CHECK_S, LocalSlurm, slurm_available
 
-from sarssl.store import open_store
+from sarssl.dataset.store import open_store
 
 pytestmark = pytest.mark.skipif(slurm_available() is not None, reason=str(slurm_available()))
 # A hard limit on every workflow run: a hung status loop must fail the test, not CI.
@@ -68,9 +67,7 @@ def write_config(workdir: Path, aois: dict[str, str]) -> Path:
         entries.append({"name": name, "source": "synthetic", "wkt": str(wkt), "n_shards": 2})
     config = {
         "aois": entries,
-        "data": {"tile_px": TEST_TILE_PX, "threads": 1},
-        "split": {"nbands": 5, "angle": 0.0},
-        "synthetic": {"seed": SEED},
+        **TINY_DATA_CONFIG,
         **tiny_pretrain_config(["tiny"]),
         "finetune": tiny_finetune_config("tiny", [50]),
     }

@@ -16,9 +16,9 @@ with warnings.catch_warnings():
     from geetiles import cmds as geetiles_cmds
     from geetiles.partitions import PartitionSet
 
-from .atomic import atomic_path
-from .errors import ConfigError
-from .paths import TILES_NAME, path
+from ..atomic import atomic_path
+from ..errors import ConfigError
+from ..paths import TILES_NAME, path
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 

@@ -13,9 +13,9 @@ import xarray as xr
 import yaml
 from conftest import (
     REPO,
-    SEED,
     TEST_TILE_PX,
     TINY_AOI_WKT,
+    TINY_DATA_CONFIG,
     quiet_grid,
     tiny_finetune_config,
     tiny_pretrain_config,
@@ -24,10 +24,10 @@ from fake_earthengine import FakeEarthEngine
 from real_scene import RealScene, geetiles_definition, geetiles_download
 
 from sarssl.backbone import load_checkpoint
-from sarssl.bands import labels_dataset_name, s1_dataset_name
+from sarssl.dataset.bands import labels_dataset_name, s1_dataset_name
+from sarssl.dataset.grid import SPLITS, write_tiles_file
+from sarssl.dataset.store import open_store
 from sarssl.export import DataDescription, export_backbone
-from sarssl.grid import write_tiles_file
-from sarssl.store import open_store
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 
@@ -64,7 +64,13 @@ def geetiles_folder(root: Path, wkt: Path) -> Path:
 def exported_weights(checkpoint: Path, folder: Path) -> Path:
     """An export folder made elsewhere (a pre-training of another project, say)."""
     data = DataDescription(
-        ["other"], 2020, {}, {"nbands": 2, "angle": 0, "fractions": {}}, {}, {}, {}
+        aois=["other"],
+        year=2020,
+        tiles={"other": {split: {"valid": 100, "rejected": 0} for split in SPLITS}},
+        split={"nbands": 2, "angle": 0, "fractions": {"train": 0.6, "val": 0.2, "test": 0.2}},
+        sources={"other": "gee"},
+        orbit_pass={"other": "ascending"},
+        composite={"other": "mean of the dB images per season"},
     )
     return export_backbone(checkpoint, folder, data)
 
@@ -86,9 +92,7 @@ def workflow_run(tmp_path_factory, tiny_checkpoint):
             {"name": "tiny", "source": "synthetic", "wkt": str(wkt), "n_shards": 2},
             {"name": "tinydir", "source": "geetiles_dir", "tiles_file": str(tiles_file)},
         ],
-        "data": {"tile_px": TEST_TILE_PX, "threads": 1},
-        "split": {"nbands": 5, "angle": 0.0},
-        "synthetic": {"seed": SEED},
+        **TINY_DATA_CONFIG,
         **pretraining,
         "finetune": finetune,
     }
@@ -119,7 +123,7 @@ def test_the_workflow_pretrains_on_both_aois_and_writes_their_attention_maps(wor
     assert len(pd.read_csv(run / "metrics.csv")) == 13
     assert (workdir / "logs/pretrain/tiny-vit.log").is_file()
     for aoi in ("tiny", "tinydir"):
-        maps = xr.open_zarr(run / f"attention/{aoi}.zarr", consolidated=False)
+        maps = xr.open_zarr(run / f"attention/{aoi}.zarr")
         assert maps.attention.shape == (42, 3, 2, 2)
         assert len(list((run / f"attention/{aoi}_geotiff").glob("*.tif"))) == 1
 

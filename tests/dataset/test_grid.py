@@ -11,8 +11,14 @@ from conftest import FRACTIONS, quiet_grid
 from geetiles.cmds import make_grid
 from pyproj import Geod
 
+from sarssl.dataset.grid import (
+    geographic_split,
+    read_tiles,
+    shard_range,
+    tiles_file_name,
+    write_tiles_file,
+)
 from sarssl.errors import ConfigError
-from sarssl.grid import geographic_split, read_tiles, shard_range, tiles_file_name, write_tiles_file
 
 
 def test_grid_is_identical_to_geetiles_own_grid_command(tmp_path, tiny_aoi):

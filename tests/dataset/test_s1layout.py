@@ -4,8 +4,8 @@ out from the encoders' formulas, orbit-pass selection and the checks that values
 import numpy as np
 import pytest
 
-from sarssl.geotiff import Raster
-from sarssl.s1layout import (
+from sarssl.dataset.geotiff import Raster
+from sarssl.dataset.s1layout import (
     UINT8_STEP_DB,
     BandKey,
     LayoutError,

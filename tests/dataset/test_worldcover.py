@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sarssl.worldcover import CODES, IGNORE_INDEX, codes_to_indices, unknown_codes
+from sarssl.dataset.worldcover import CODES, IGNORE_INDEX, codes_to_indices, unknown_codes
 
 
 def test_each_worldcover_code_maps_to_its_index_and_nodata_to_ignore():

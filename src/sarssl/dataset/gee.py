@@ -27,9 +27,9 @@ import numpy as np
 from rasterio.io import MemoryFile
 from rasterio.transform import Affine
 
-from .atomic import write_text_atomic
+from ..atomic import write_text_atomic
+from ..errors import SarsslError
 from .bands import POLARISATIONS, SEASONS
-from .errors import SarsslError
 from .geotiff import write_geotiff
 from .grid import tile_bounds
 from .sources import ERROR_COLUMN, shard_manifest, write_csv

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from sarssl.bands import EXPORT_BANDS
-from sarssl.seasonal import stack_tile
-from sarssl.synthetic import SIGMA0_DB, synthetic_tile, write_synthetic_tile
-from sarssl.worldcover import CODES
+from sarssl.dataset.bands import EXPORT_BANDS
+from sarssl.dataset.seasonal import stack_tile
+from sarssl.dataset.synthetic import SIGMA0_DB, synthetic_tile, write_synthetic_tile
+from sarssl.dataset.worldcover import CODES
 
 BOUNDS = (-1.0, 41.70, -0.99, 41.71)
 

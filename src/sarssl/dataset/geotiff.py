@@ -15,8 +15,8 @@ from rasterio.enums import MaskFlags, Resampling
 from rasterio.transform import Affine
 from rasterio.windows import from_bounds
 
-from .atomic import atomic_path
-from .errors import TileError
+from ..atomic import atomic_path
+from ..errors import TileError
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
-from .atomic import atomic_path
+from ..atomic import atomic_path
 from .grid import read_tiles, shard_range
 
 MANIFEST_COLUMNS = ("index", "tile", "s1_path", "label_path")

@@ -4,7 +4,7 @@ regridding checked against the source pixel that contains each output centre."""
 import numpy as np
 from rasterio.transform import from_bounds, from_origin
 
-from sarssl.tilegrid import TileGrid, footprint_problem, nearest_onto
+from sarssl.dataset.tilegrid import TileGrid, footprint_problem, nearest_onto
 
 # A tile of 448 px of 1e-4 degrees (about 11 m) with 10 m nominal pixels.
 GRID = TileGrid((6.0, 50.0, 6.0448, 50.0448), 448, 10)

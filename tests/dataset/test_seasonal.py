@@ -4,10 +4,10 @@ checked against values worked out by hand."""
 import numpy as np
 import pytest
 
-from sarssl.bands import CHANNELS, EXPORT_BANDS
+from sarssl.dataset.bands import CHANNELS, EXPORT_BANDS
+from sarssl.dataset.s1layout import parse_band, pass_groups, seasonal_means
+from sarssl.dataset.seasonal import fill_gaps, stack_tile, tile_labels, to_channels
 from sarssl.errors import TileError
-from sarssl.s1layout import parse_band, pass_groups, seasonal_means
-from sarssl.seasonal import fill_gaps, stack_tile, tile_labels, to_channels
 
 
 def constant_bands(values: dict[str, float], size: int = 4) -> np.ndarray:

@@ -1,0 +1,172 @@
+"""The settings of a DINO pre-training run and the files of its run folder, apart from the
+trainer: what the workflow checks at DAG build and what a launcher hands to the training
+processes.
+
+What the paper states is taken as stated (student temperature 0.03, teacher temperature
+0.01 -> 0.001 over 5 epochs, center momentum 0.99, learning rate 1e-6, flips and crops
+only); everything else is the original DINO's default and says so.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+import timm
+
+from .devices import Precision
+from .errors import ConfigError
+from .multicrop import CropSpec
+from .probe import ProbeSettings
+
+# The run folder: the latest checkpoint (written atomically, resumed from), the metric rows
+# and the settings the training processes read.
+CHECKPOINT_NAME = "last.pt"
+METRICS_NAME = "metrics.csv"
+SETTINGS_NAME = "settings.json"
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    name: str
+    architecture: str  # a timm ViT, created with pretrained=False
+    stores: tuple[str, ...]  # Zarr stores whose train tiles are trained on
+    epochs: int
+    batch_size: int  # global, over all processes
+    tile_px: int = 448
+    # Head (DINO's defaults).
+    out_dim: int = 65536
+    head_hidden_dim: int = 2048
+    bottleneck_dim: int = 256
+    drop_path_rate: float = 0.1  # student only, as DINO
+    # Loss (the paper).
+    student_temp: float = 0.03
+    warmup_teacher_temp: float = 0.01
+    teacher_temp: float = 0.001
+    warmup_teacher_temp_epochs: int = 5
+    center_momentum: float = 0.99
+    # Optimisation. `lr` is DINO's --lr: the peak for a batch of 256, scaled linearly to
+    # the batch (the paper's 1e-6 is read as this argument, i.e. before scaling).
+    lr: float = 1e-6
+    lr_reference_batch: int = 256
+    min_lr: float = 1e-6
+    warmup_epochs: int = 10
+    weight_decay: float = 0.04
+    weight_decay_end: float = 0.4
+    teacher_momentum: float = 0.996
+    clip_grad: float = 3.0
+    freeze_last_layer_epochs: int = 1
+    # Multi-crop: sarssl.multicrop.CropSpec's (the global crops are tile_px).
+    global_scale: tuple[float, float] = CropSpec.global_scale
+    local_px: int = CropSpec.local_px
+    local_scale: tuple[float, float] = CropSpec.local_scale
+    local_crops: int = CropSpec.local_crops
+    seed: int = 0
+    precision: Precision = "auto"
+    # Execution.
+    compile: bool = False
+    loader_workers: int = 4
+    checkpoint_every: int = 500
+    log_every: int = 20
+    # k-NN probe of the teacher on val tiles every `probe_every` steps (0: once per epoch;
+    # -1: never), see sarssl.probe.
+    probe_every: int = 0
+    probe_k: int = ProbeSettings.k
+    probe_temperature: float = ProbeSettings.temperature
+    probe_train_tiles: int = ProbeSettings.train_tiles
+    probe_eval_tiles: int = ProbeSettings.eval_tiles
+    probe_bank_patches: int = ProbeSettings.bank_patches
+    probe_batch_size: int = ProbeSettings.batch_size
+
+    def __post_init__(self):
+        if not timm.is_model(self.architecture):
+            raise ConfigError(
+                f"pretrain {self.name}: architecture {self.architecture!r} is not a timm model"
+            )
+        for key in ("epochs", "batch_size", "checkpoint_every", "log_every", "local_px"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"pretrain {self.name}: {key} must be at least 1")
+        for key in ("warmup_epochs", "warmup_teacher_temp_epochs", "freeze_last_layer_epochs"):
+            if not 0 <= getattr(self, key) <= self.epochs:
+                raise ConfigError(
+                    f"pretrain {self.name}: {key}={getattr(self, key)} must be within "
+                    f"0..epochs ({self.epochs})"
+                )
+
+    @property
+    def crops(self) -> CropSpec:
+        return CropSpec(
+            self.tile_px, self.global_scale, self.local_px, self.local_scale, self.local_crops
+        )
+
+    @property
+    def probe(self) -> ProbeSettings:
+        return ProbeSettings(
+            k=self.probe_k,
+            temperature=self.probe_temperature,
+            train_tiles=self.probe_train_tiles,
+            eval_tiles=self.probe_eval_tiles,
+            bank_patches=self.probe_bank_patches,
+            batch_size=self.probe_batch_size,
+            seed=self.seed,
+        )
+
+    @property
+    def scaled_lr(self) -> float:
+        return self.lr * self.batch_size / self.lr_reference_batch
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "PretrainSettings":
+        tuples = {"stores", "global_scale", "local_scale"}
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in values.items()})
+
+
+# Settings that change how a run executes, not what it computes: a checkpoint written under
+# other values of these still resumes. The probe only reads the weights.
+EXECUTION_ONLY = frozenset(
+    {"loader_workers", "checkpoint_every", "log_every", "compile"}
+    | {f.name for f in dataclasses.fields(PretrainSettings) if f.name.startswith("probe_")}
+)
+RUN_KEYS = frozenset({"name", "architecture", "stores", "epochs", "batch_size", "tile_px"})
+
+
+def settings_from_config(
+    run: dict, dino: dict, stores: list[str], tile_px: int, probe: dict | None = None
+) -> PretrainSettings:
+    """A pretrain run of the config: the shared dino section (and probe section) with the
+    run's overrides."""
+    overrides = run.get("dino", {})
+    tunable = {f.name for f in dataclasses.fields(PretrainSettings)} - RUN_KEYS
+    unknown = sorted(set(overrides) - tunable)
+    if unknown:
+        raise ConfigError(
+            f"config pretrain {run['name']}: dino overrides {unknown} are unknown; "
+            f"known keys: {sorted(tunable)}"
+        )
+    return PretrainSettings.from_dict(
+        {
+            **{
+                f"probe_{key}": value
+                for key, value in (probe or {}).items()
+                if f"probe_{key}" in EXECUTION_ONLY
+            },
+            **dino,
+            **overrides,
+            "name": run["name"],
+            "architecture": run["architecture"],
+            "stores": stores,
+            "epochs": run["epochs"],
+            "batch_size": run["batch_size"],
+            "tile_px": tile_px,
+        }
+    )
+
+
+def settings_differ(saved: dict, settings: PretrainSettings) -> list[str]:
+    current = settings.as_dict()
+    return sorted(
+        key
+        for key in current.keys() | saved.keys()
+        if key not in EXECUTION_ONLY and saved.get(key) != current.get(key)
+    )
