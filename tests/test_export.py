@@ -48,10 +48,14 @@ FRESH_TIMM = """
 import json, sys
 import numpy as np, timm, torch
 folder, arch, px = sys.argv[1], sys.argv[2], int(sys.argv[3])
+config = json.load(open(f"{folder}/config.json"))
 model = timm.create_model(
-    arch, pretrained=True, pretrained_cfg_overlay={"file": f"{folder}/model.safetensors"},
+    arch, pretrained=True,
+    pretrained_cfg_overlay=dict(config["pretrained_cfg"], file=f"{folder}/model.safetensors"),
     in_chans=12, img_size=px, num_classes=0,
 ).eval()
+data_mean = timm.data.resolve_data_config({}, model=model)["mean"]
+assert list(data_mean) == config["pretrained_cfg"]["mean"], data_mean
 local = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
 images = torch.from_numpy(np.load(sys.argv[4]))
 with torch.no_grad():

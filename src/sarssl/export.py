@@ -10,8 +10,9 @@ An export folder holds:
   data were (AOIs, year, source, orbit pass, composite);
 - `README.md`: the model card.
 
-Both `timm.create_model(architecture, pretrained=True, pretrained_cfg_overlay={"file":
-".../model.safetensors"}, in_chans=12, img_size=448, num_classes=0)` and
+Both `timm.create_model(architecture, pretrained=True,
+pretrained_cfg_overlay=dict(config["pretrained_cfg"], file=".../model.safetensors"),
+in_chans=12, img_size=448, num_classes=0)` and
 `timm.create_model("local-dir:<folder>", pretrained=True)` load it without sarssl.
 
 An export folder also serves as a pre-training of the pipeline (`weights:` on a pretrain
@@ -343,7 +344,7 @@ def model_card(
         f'config = json.load(open("{CONFIG_NAME}"))',
         "model = timm.create_model(",
         f'    "{architecture}", pretrained=True,',
-        f'    pretrained_cfg_overlay={{"file": "{WEIGHTS_NAME}"}},',
+        f'    pretrained_cfg_overlay=dict(config["pretrained_cfg"], file="{WEIGHTS_NAME}"),',
         f"    in_chans={len(CHANNELS)}, img_size={settings['tile_px']}, num_classes=0,",
         ").eval()",
         '# or: timm.create_model("local-dir:<this folder>", pretrained=True)',
