@@ -26,7 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from sarssl.dataset.bands import CHANNELS
-from sarssl.devices import device_description
+from sarssl.devices import default_device, device_description
 from sarssl.pretrain import DINOTrainer
 from sarssl.pretrain_settings import PretrainSettings
 
@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="append the result as a JSON line")
     args = parser.parse_args()
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device()
     torch.backends.cuda.matmul.allow_tf32 = True
     base = dict(
         name="benchmark",

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 import yaml
 
 from sarssl.data import MultiCropTiles, Normalisation, StepBatches, StoreTiles, split_tiles
+from sarssl.devices import default_device
 from sarssl.multicrop import CropSpec, crop_params
 from sarssl.pretrain import device_views
 
@@ -158,7 +159,7 @@ def main() -> None:
     sampler = sampler_us(args.sampler_tiles, 1024, args.sampler_steps)
     store = args.store or build_store(args.workdir)
     worker = worker_ms(store, args.tiles, args.rounds)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device()
     transform = device_ms(store, args.batch, args.rounds, device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     print(f"machine: {platform.processor() or platform.machine()}, {platform.platform()}; "

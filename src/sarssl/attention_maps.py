@@ -29,6 +29,7 @@ from .dataset.store import (
     tile_transform,
     write_coordinate,
 )
+from .devices import default_device
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def extract_attention_maps(
 ) -> dict:
     """Write the attention maps of every tile of `store` to the Zarr store `output`
     (atomically) and those of the first `geotiff_tiles` valid test tiles as GeoTIFFs."""
-    run_on = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    run_on = torch.device(device) if device else default_device()
     pretrained = load_backbone(checkpoint, which)
     backbone = pretrained.network.to(run_on)
     dataset = open_store(store)

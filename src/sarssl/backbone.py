@@ -14,11 +14,9 @@ from torch import nn
 from .data import Normalisation
 from .dataset.bands import CHANNELS
 from .errors import ConfigError
+from .paths import CONFIG_NAME, WEIGHTS_NAME
 
 BACKBONE_PREFIX = "backbone."
-# An export folder (sarssl.export): timm's file names.
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 
 
 def create_backbone(architecture: str, tile_px: int, drop_path_rate: float = 0.0) -> nn.Module:
@@ -74,7 +72,11 @@ def load_backbone(
     an export folder (the one it holds), with the input normalisation it was trained with."""
     if Path(source).is_dir():
         return load_export(source)
-    state = load_checkpoint(source)
+    return backbone_of_checkpoint(load_checkpoint(source), which)
+
+
+def backbone_of_checkpoint(state: dict, which: Literal["student", "teacher"]) -> PretrainedBackbone:
+    """The `which` backbone of a checkpoint already read (load_checkpoint)."""
     settings = state["settings"]
     network = create_backbone(settings["architecture"], settings["tile_px"])
     network.load_state_dict(backbone_weights(state[which]))

@@ -53,14 +53,8 @@ class Normalisation:
     def from_dict(cls, values: dict) -> "Normalisation":
         return cls(np.asarray(values["mean"]), np.asarray(values["std"]))
 
-    def apply(self, image: np.ndarray) -> torch.Tensor:
-        """(channel, y, x) dB -> float32 tensor of standardised values."""
-        mean = self.mean.astype(np.float32)[:, None, None]
-        std = self.std.astype(np.float32)[:, None, None]
-        return torch.from_numpy((image.astype(np.float32) - mean) / std)
-
     def standardise(self, tiles: torch.Tensor) -> torch.Tensor:
-        """(batch, channel, y, x) dB, on any device -> float32 standardised values."""
+        """([batch,] channel, y, x) dB, on any device -> float32 standardised values."""
         mean = torch.as_tensor(self.mean, dtype=torch.float32, device=tiles.device)
         std = torch.as_tensor(self.std, dtype=torch.float32, device=tiles.device)
         return (tiles.float() - mean[:, None, None]) / std[:, None, None]
@@ -105,8 +99,7 @@ class StoreTiles:
 
     def image(self, position: int) -> torch.Tensor:
         """(channel, y, x) standardised float32."""
-        tile = self.tiles[position]
-        return self.normalisation.apply(self.arrays.get(tile.store, "s1grd")[tile.index])
+        return self.normalisation.standardise(self.stored(position))
 
     def stored(self, position: int) -> torch.Tensor:
         """(channel, y, x) dB as stored (float16 by default): what a loader worker ships."""

@@ -10,6 +10,11 @@ import torch
 Precision = Literal["auto", "bf16", "fp32"]
 
 
+def default_device() -> torch.device:
+    """The GPU where there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
     """bf16 autocast: `auto` on a GPU, `bf16` anywhere (on the CPU too, so that the GPU's
     precision path runs in tests); None for float32."""

@@ -32,12 +32,13 @@ import torch
 from safetensors.torch import save_file
 
 from .atomic import atomic_path, write_text_atomic
-from .backbone import CONFIG_NAME, WEIGHTS_NAME, backbone_weights, load_checkpoint
+from .backbone import backbone_weights, load_checkpoint
 from .data import Normalisation
 from .dataset.bands import CHANNELS
 from .errors import ConfigError, SarsslError
+from .paths import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
+from .results import frame_markdown
 
-CARD_NAME = "README.md"
 UNITS = "dB"
 PAPER = (
     "Gallego-Mejia, J. A., Jungbluth, A., Martínez-Ferrer, L., Allen, M., Dorr, F., "
@@ -210,16 +211,6 @@ def export_backbone(
     return out_dir
 
 
-def _table(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    rows = [
-        "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |"
-        for row in frame.itertuples(index=False)
-    ]
-    return "\n".join([header, rule, *rows])
-
-
 def model_card(
     settings: Mapping,
     state: Mapping,
@@ -312,8 +303,7 @@ def model_card(
     evaluations = (("k-NN probe of patch features", probe), ("Emergent segmentation", emergent))
     for title, path in evaluations:
         if path and Path(path).is_file():
-            table = _table(pd.read_csv(path))
-            lines += [f"{title} (sarssl's `{Path(path).name}`):", "", table, ""]
+            lines += [frame_markdown(pd.read_csv(path), f"{title} (`{Path(path).name}`)")]
     if not any(p and Path(p).is_file() for p in (probe, emergent)):
         lines += ["No evaluation was run with these weights.", ""]
     lines += [

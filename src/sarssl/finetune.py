@@ -29,7 +29,7 @@ from .data import LazyArrays, Normalisation, StoreTiles, TileRef, split_tiles
 from .dataset.bands import CHANNELS
 from .dataset.store import open_store
 from .dataset.worldcover import CLASSES, IGNORE_INDEX, NUM_CLASSES
-from .devices import autocast, autocast_dtype, device_description
+from .devices import autocast, autocast_dtype, default_device, device_description
 from .dino import cosine_schedule
 from .errors import ConfigError
 from .metrics import ConfusionMatrix, mean_iou, per_class_iou
@@ -190,7 +190,7 @@ def finetune(settings: FinetuneSettings) -> tuple[dict, dict[str, np.ndarray]]:
     """Train, select on validation, score on test; return the metrics record and the
     predictions of the first `prediction_tiles` test tiles."""
     started = time.perf_counter()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device()
     torch.manual_seed(settings.seed)
     if settings.attention_store:
         check_attention_store(settings.attention_store, settings.store)

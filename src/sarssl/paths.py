@@ -34,9 +34,14 @@ ATTENTION = PRETRAIN + "/attention/{aoi}.zarr"
 ATTENTION_METADATA = ATTENTION + "/zarr.json"
 ATTENTION_GEOTIFFS = PRETRAIN + "/attention/{aoi}_geotiff"
 EXPORT = PRETRAIN + "/export"
-EXPORT_WEIGHTS = EXPORT + "/model.safetensors"
-EXPORT_CONFIG = EXPORT + "/config.json"
-EXPORT_CARD = EXPORT + "/README.md"
+# The files of an export folder (sarssl.export), timm's names; any folder of them can be a
+# pretrain entry's `weights`.
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+CARD_NAME = "README.md"
+EXPORT_WEIGHTS = EXPORT + "/" + WEIGHTS_NAME
+EXPORT_CONFIG = EXPORT + "/" + CONFIG_NAME
+EXPORT_CARD = EXPORT + "/" + CARD_NAME
 
 # Fine-tuning, per run.
 FINETUNE_RUN = "results/finetune/{pretrain}/{model}/{init}/frac{fraction}"

@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import load_backbone
+from .backbone import backbone_of_checkpoint, load_backbone, load_checkpoint
 from .data import Normalisation, StoreTiles, TileRef, split_tiles
 from .dataset.worldcover import IGNORE_INDEX, NUM_CLASSES
-from .devices import autocast
+from .devices import autocast, default_device
 from .metrics import ConfusionMatrix, mean_iou
 
 
@@ -197,13 +197,14 @@ def probe_table(source: str | Path, store: str | Path, settings: ProbeSettings) 
         exported = load_backbone(source)
         reference, backbones = exported, {"pre-trained (exported)": exported.network}
     else:
-        reference = load_backbone(source, "teacher")
+        state = load_checkpoint(source)  # read once for both networks
+        reference = backbone_of_checkpoint(state, "teacher")
         backbones = {
             "pre-trained (teacher)": reference.network,
-            "pre-trained (student)": load_backbone(source, "student").network,
+            "pre-trained (student)": backbone_of_checkpoint(state, "student").network,
         }
     backbones["random init (reference)"] = reference.random_twin(settings.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device()
     probe = PatchProbe(
         split_tiles(store, ["train"]),
         {split: split_tiles(store, [split]) for split in ("val", "test")},

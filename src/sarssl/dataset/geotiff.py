@@ -39,10 +39,7 @@ class Raster:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(west, south, east, north) of the pixel edges."""
-        rows, cols = self.shape
-        west, north = self.transform @ (0, 0)
-        east, south = self.transform @ (cols, rows)
-        return west, south, east, north
+        return rasterio.transform.array_bounds(*self.shape, self.transform)
 
 
 def read_raster(

@@ -234,8 +234,8 @@ def pass_groups(
 def _band_name(band_names: Sequence[str], season: str, pol: str, orbit: str) -> str:
     """How the file's own naming would call a missing band (for the message)."""
     if any(_GEETILES_BAND.fullmatch(n) for n in band_names):
-        geetiles_season = "fall" if season == "autumn" else season
-        return f"{geetiles_season}_{pol.lower()}{orbit[:3]}"
+        geetiles_season = {ours: theirs for theirs, ours in SEASON_ALIASES.items()}.get(season)
+        return f"{geetiles_season or season}_{pol.lower()}{orbit[:3]}"
     return f"{season}_{pol}_{orbit[:3]}"
 
 

@@ -25,7 +25,7 @@ seasonal composites) and nearest:
 from dataclasses import dataclass
 
 import numpy as np
-from rasterio.transform import Affine, from_bounds
+from rasterio.transform import Affine, array_bounds, from_bounds
 
 CANONICAL_CRS = "EPSG:4326"
 # A file's pixels may differ from the tile grid's by up to this factor (geetiles: 0.93-1).
@@ -56,13 +56,6 @@ def _format_bounds(bounds: tuple[float, float, float, float]) -> str:
     return "(W {:.5f}, S {:.5f}, E {:.5f}, N {:.5f})".format(*bounds)
 
 
-def _file_bounds(transform: Affine, shape: tuple[int, int]) -> tuple[float, float, float, float]:
-    rows, cols = shape
-    west, north = transform @ (0, 0)
-    east, south = transform @ (cols, rows)
-    return west, south, east, north
-
-
 def footprint_problem(
     crs: str, transform: Affine, shape: tuple[int, int], grid: TileGrid, what: str
 ) -> str | None:
@@ -84,7 +77,7 @@ def footprint_problem(
             f"{grid.pixel_m * ratio:.0f} m pixels ({count} px), "
             f"expected {grid.pixel_m:g} m ({grid.px} px)"
         )
-    file_bounds = _file_bounds(transform, shape)
+    file_bounds = array_bounds(rows, cols, transform)
     west, south, east, north = (
         (f - t) / step
         for f, t, step in zip(

@@ -43,7 +43,7 @@ def backbone_files(wildcards):
     source = backbone(wildcards.pretrain)
     if trained(wildcards.pretrain):
         return [source]
-    return [f"{source}/model.safetensors", f"{source}/config.json"]
+    return [f"{source}/{name}" for name in (paths.WEIGHTS_NAME, paths.CONFIG_NAME)]
 
 
 def pretrain_stats(wildcards):
