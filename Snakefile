@@ -15,6 +15,7 @@ include: "workflow/rules/dataset.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/results.smk"
+include: "workflow/rules/realism.smk"
 
 
 rule all:
@@ -24,3 +25,4 @@ rule all:
         pretrain_targets(),
         finetune_targets(),
         results_targets(),
+        realism_targets(),

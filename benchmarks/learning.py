@@ -6,10 +6,18 @@ with the k-NN probe of the teacher on val tiles once per epoch; the knn_probe ru
 scores teacher, student and a random-init ViT (the weights pre-training started from) on
 val and test. This script writes the config, runs snakemake, and summarises:
 
-- a table of the final probe scores of each variant against random init, and the gap;
+- a table of the final probe scores of each variant against random init, and the gap with
+  its 95 % interval from the probe table's paired tile bootstrap;
 - two references without any network: the same k-NN probe on each patch's mean of the 12
-  normalised channels, and the share of the most common class (what a constant guess scores);
-- a figure of the probe, the loss and the collapse indicators over the steps.
+  normalised channels (the probe table's "patch means" row), and the share of the most
+  common class (what a constant guess scores);
+- a figure of the probe, the loss and the collapse indicators over the steps, and each
+  variant's collapse verdict (`collapse.json`);
+- fine-tuning of the first variant: the tokens decoder from scratch against the fine-tuned
+  pre-trained ViT at the lowest and highest fraction, each over several seeds, with the
+  paired difference (same seed, same tiles) and its 95 % t interval;
+- context: the best classifier of single pixels (`separability_learning.csv`) against the
+  U-Net on S1GRD at the highest fraction.
 
 Usage (about 45 minutes on 2 cores at the defaults):
 
@@ -20,6 +28,7 @@ Variants (see VARIANTS): the demo's settings; the paper's learning rate 1e-6 rea
 """
 
 import argparse
+import json
 import platform
 import subprocess
 import sys
@@ -28,13 +37,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 import yaml
 from matplotlib.figure import Figure
-from torch import nn
-
-from sarssl.data import Normalisation, split_tiles
-from sarssl.probe import PatchProbe, ProbeSettings
+from scipy import stats as scipy_stats
 
 REPO = Path(__file__).resolve().parents[1]
 # A box around the demo's, about 4 times its area.
@@ -77,58 +82,91 @@ def config(args: argparse.Namespace, wkt: Path) -> dict:
         "dino": {**demo["dino"], "checkpoint_every": 50, "log_every": 5},
         "probe": {**demo.get("probe", {}), "train_tiles": 128, "eval_tiles": 32, "gpu": False},
         "attention": {**demo["attention"], "gpu": False},
-        "finetune": {"aoi": None},
+        "finetune": {
+            **{k: v for k, v in demo["finetune"].items() if k not in ("pretrain", "unet_baseline")},
+            "aoi": "learning",
+            "pretrain": [f"learning-{args.variants[0]}"],
+            "percents": args.finetune_percents,
+            "encodings": ["tokens"],
+            "inits": ["scratch", "finetuned"],
+            "seeds": args.finetune_seeds,
+            "unet_gpu": False,
+        },
     }
 
 
-class PatchGrid:
-    """What the probe asks of a ViT's patch_embed: the token grid of an image size."""
-
-    def __init__(self, patch: int):
-        self.patch = patch
-
-    def dynamic_feat_size(self, size: tuple[int, int]) -> tuple[int, int]:
-        return size[0] // self.patch, size[1] // self.patch
-
-
-class PatchMeans(nn.Module):
-    """The probe's reference without a network: each 16 x 16 patch's mean of the normalised
-    channels, as a fixed averaging convolution shaped like a ViT for the probe."""
-
-    num_prefix_tokens = 0
-
-    def __init__(self, channels: int = 12, patch: int = 16):
-        super().__init__()
-        self.patch_embed = PatchGrid(patch)
-        self.average = nn.Conv2d(channels, channels, patch, stride=patch, bias=False)
-        with torch.no_grad():
-            self.average.weight.copy_(
-                torch.eye(channels)[:, :, None, None].expand(-1, -1, patch, patch) / patch**2
-            )
-
-    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.average(images).flatten(2).transpose(1, 2)
+def unet_targets(args: argparse.Namespace) -> list[str]:
+    """The U-Net on S1GRD at the highest fraction, each seed: not part of the tokens grid,
+    asked for by its run folder."""
+    return [
+        f"results/finetune/learning-{args.variants[0]}/s1grd-unet/scratch/"
+        f"frac{max(args.finetune_percents):g}/seed{seed}/metrics.json"
+        for seed in range(args.finetune_seeds)
+    ]
 
 
-def references(workdir: Path, probe_settings: dict) -> pd.DataFrame:
-    """Per split: the k-NN probe on patch means (same tiles, k and votes as the pipeline's
-    probe) and the share of the most common class among the split's labelled pixels."""
-    store = workdir / "results/learning/dataset.zarr"
-    stats = yaml.safe_load((workdir / "results/learning/stats.json").read_text())
-    probe = PatchProbe(
-        split_tiles(store, ["train"]),
-        {split: split_tiles(store, [split]) for split in ("val", "test")},
-        Normalisation.from_dict(stats["normalisation"]),
-        ProbeSettings(**probe_settings),
-    )
+def mean_interval(values: np.ndarray) -> str:
+    """Mean ± sample sd and the 95 % t interval of the mean, in points."""
+    values = 100 * np.asarray(values, dtype=float)
+    half = scipy_stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return (f"{values.mean():+.1f} ± {values.std(ddof=1):.1f} "
+            f"[{values.mean() - half:+.1f}, {values.mean() + half:+.1f}]")  # fmt: skip
+
+
+def finetune_summary(workdir: Path) -> pd.DataFrame:
+    """Tokens decoder, per fraction: scratch and fine-tuned MIoU over the seeds, and the
+    paired gain of pre-training (same seed: same tiles and decoder initialisation)."""
+    runs = pd.read_csv(workdir / "results/tables/runs.csv")
+    runs = runs[runs["model"] == "tokens-decoder"]
     rows = []
-    for split, scores in probe.score(PatchMeans()).items():
+    for fraction, cell in runs.groupby("fraction"):
+        by_init = cell.pivot(index="seed", columns="init", values="miou")
+        rows.append(
+            {
+                "fraction %": fraction,
+                "seeds": len(by_init),
+                "scratch MIoU %": mean_interval(by_init["scratch"]).replace("+", ""),
+                "fine-tuned MIoU %": mean_interval(by_init["finetuned"]).replace("+", ""),
+                "gain (points)": mean_interval(by_init["finetuned"] - by_init["scratch"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def context_summary(workdir: Path, args: argparse.Namespace) -> pd.DataFrame:
+    """The best single-pixel classifier against the U-Net on S1GRD (mean over seeds)."""
+    table = pd.read_csv(workdir / "results/tables/separability_learning.csv")
+    pixels = table[table["input"] == "pixel"].set_index("classifier")["miou"]
+    unet = [json.loads((workdir / t).read_text())["miou"] for t in unet_targets(args)]
+    return pd.DataFrame(
+        [
+            {
+                "best pixel classifier": pixels.idxmax(),
+                "its MIoU": pixels.max(),
+                f"U-Net S1GRD at {max(args.finetune_percents):g} %": np.mean(unet),
+                "U-Net seeds": ", ".join(f"{m:.3f}" for m in unet),
+                "context pays (points)": 100 * (np.mean(unet) - pixels.max()),
+            }
+        ]
+    )
+
+
+def references(workdir: Path, variant: str) -> pd.DataFrame:
+    """Per split: the k-NN probe on patch means (the probe table's row: the same tiles, k and
+    votes for every variant) and the share of the most common class among the split's
+    labelled pixels."""
+    stats = yaml.safe_load((workdir / "results/learning/stats.json").read_text())
+    table = pd.read_csv(workdir / f"results/tables/probe_learning-{variant}.csv")
+    rows = []
+    for split in ("val", "test"):
+        scores = table[table["split"] == split].set_index("backbone")
+        means = scores.loc["patch means (no network)"]
         pixels = np.asarray(stats["class_pixels"][split], dtype=float)
         rows.append(
             {
                 "split": split,
-                "patch_means_accuracy": scores.accuracy,
-                "patch_means_miou": scores.miou,
+                "patch_means_accuracy": means.patch_accuracy,
+                "patch_means_miou": means.patch_miou,
                 "majority_share": pixels.max() / pixels.sum(),
             }
         )
@@ -136,6 +174,8 @@ def references(workdir: Path, probe_settings: dict) -> pd.DataFrame:
 
 
 def summary(workdir: Path, names: list[str]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Per variant and split: teacher and random init, and the teacher's gain in points with
+    its paired 95 % tile-bootstrap interval (the probe table's `_gain` columns)."""
     rows, curves = [], {}
     for name in names:
         run = f"learning-{name}"
@@ -145,20 +185,19 @@ def summary(workdir: Path, names: list[str]) -> tuple[pd.DataFrame, dict[str, pd
             scores = table[table["split"] == split].set_index("backbone")
             teacher = scores.loc["pre-trained (teacher)"]
             random = scores.loc["random init (reference)"]
-            rows.append(
-                {
-                    "variant": name,
-                    "split": split,
-                    "teacher_accuracy": teacher.patch_accuracy,
-                    "random_accuracy": random.patch_accuracy,
-                    "accuracy_gain_points": 100 * (teacher.patch_accuracy - random.patch_accuracy),
-                    "teacher_miou": teacher.patch_miou,
-                    "random_miou": random.patch_miou,
-                    "miou_gain_points": 100 * (teacher.patch_miou - random.patch_miou),
-                    "steps": int(curves[name]["step"].max()),
-                    "probe_share": curves[name]["probe_s"].sum() / curves[name]["elapsed_s"].max(),
-                }
-            )
+            row = {"variant": name, "split": split}
+            for score in ("accuracy", "miou"):
+                column = f"patch_{score}"
+                row[f"teacher_{score}"] = teacher[column]
+                row[f"random_{score}"] = random[column]
+                for end in ("", "_low", "_high"):
+                    row[f"{score}_gain_points{end}"] = 100 * teacher[f"{column}_gain{end}"]
+            row["collapse"] = json.loads(
+                (workdir / f"results/pretrain/{run}/collapse.json").read_text()
+            )["verdict"]
+            row["steps"] = int(curves[name]["step"].max())
+            row["probe_share"] = curves[name]["probe_s"].sum() / curves[name]["elapsed_s"].max()
+            rows.append(row)
     return pd.DataFrame(rows), curves
 
 
@@ -192,6 +231,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--finetune-percents", nargs=2, type=float, default=[5.0, 20.0])
+    parser.add_argument("--finetune-seeds", type=int, default=3)
     parser.add_argument(
         "--summary-only",
         action="store_true",
@@ -205,6 +246,8 @@ def main() -> None:
         wkt.write_text(AOI_WKT)
         configfile.write_text(yaml.safe_dump(config(args, wkt)))
         targets = [f"results/tables/probe_learning-{name}.csv" for name in args.variants]
+        targets += ["results/tables/runs.csv", "results/tables/separability_learning.csv"]
+        targets += unet_targets(args)
         started = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(REPO / "Snakefile"),
@@ -221,10 +264,9 @@ def main() -> None:
     stats = yaml.safe_load((args.workdir / "results/learning/stats.json").read_text())
     print(f"tiles {stats['tiles']}")
     print(table.to_markdown(index=False, floatfmt=".3f"))
-    probe_settings = yaml.safe_load(configfile.read_text())["probe"]
-    known = ProbeSettings.__dataclass_fields__
-    reference = references(args.workdir, {k: v for k, v in probe_settings.items() if k in known})
-    print(reference.to_markdown(index=False, floatfmt=".3f"))
+    print(references(args.workdir, args.variants[0]).to_markdown(index=False, floatfmt=".3f"))
+    print(finetune_summary(args.workdir).to_markdown(index=False))
+    print(context_summary(args.workdir, args).to_markdown(index=False, floatfmt=".3f"))
 
 
 if __name__ == "__main__":

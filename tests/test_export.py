@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import TEST_TILE_PX
@@ -20,6 +21,7 @@ from sarssl.errors import ConfigError
 from sarssl.export import DataDescription, ExportError, export_backbone, read_export
 from sarssl.finetune import finetune
 from sarssl.runs import FinetuneSettings
+from sarssl.training import CollapseVerdict
 
 DATA = DataDescription(
     aois=["tiny"],
@@ -38,9 +40,21 @@ DATA = DataDescription(
 
 @pytest.fixture(scope="module")
 def exported(tiny_checkpoint, tmp_path_factory) -> Path:
-    metrics = tiny_checkpoint.parent / "metrics.csv"
+    run = tiny_checkpoint.parent
+    probe = tmp_path_factory.mktemp("probe") / "probe_tiny-vit.csv"
+    scores = {"": 0.9, "_low": 0.85, "_high": 0.95, "_gain": 0.1, "_gain_low": 0.05,
+              "_gain_high": 0.15}  # fmt: skip
+    row = {"pretrain": "tiny-vit", "backbone": "pre-trained (teacher)", "split": "test"}
+    for score in ("patch_accuracy", "patch_miou"):
+        row |= {f"{score}{end}": value for end, value in scores.items()}
+    pd.DataFrame([row | {"patches": 24, "query_tiles": 6}]).to_csv(probe, index=False)
     return export_backbone(
-        tiny_checkpoint, tmp_path_factory.mktemp("export"), DATA, metrics=metrics
+        tiny_checkpoint,
+        tmp_path_factory.mktemp("export"),
+        DATA,
+        metrics=run / "metrics.csv",
+        probe=probe,
+        collapse=run / "collapse.json",
     )
 
 
@@ -110,7 +124,7 @@ def test_fine_tuning_the_export_equals_fine_tuning_the_checkpoint(
     assert from_export["miou"] == from_checkpoint["miou"]
 
 
-def test_the_model_card_holds_every_section_and_the_file_hash(exported):
+def test_the_model_card_holds_every_section_and_the_file_hash(exported, tiny_checkpoint):
     card = (exported / "README.md").read_text()
     digest = hashlib.sha256((exported / "model.safetensors").read_bytes()).hexdigest()
     assert f"SHA-256 `{digest}`" in card
@@ -120,8 +134,11 @@ def test_the_model_card_holds_every_section_and_the_file_hash(exported):
     for words in ("| tiny | synthetic | 26 | 8 | 8 |", "geographic bands",
                   "| student_temp | 0.03 | 0.1 |", "Copernicus Sentinel data", "CC BY 4.0",
                   "arXiv:2310.03513", "Wall time", "final loss", "timm.create_model(",
-                  "Device: CPU"):  # fmt: skip
+                  "Device: CPU", "| 0.900 [0.850, 0.950] | +10.0 [+5.0, +15.0] |"):  # fmt: skip
         assert words in card, words
+    verdict = CollapseVerdict.read(tiny_checkpoint.parent / "collapse.json")
+    assert f"Collapse verdict over the last steps: {verdict.sentence}." in card
+    assert ("The pre-training ended in" in card) == verdict.collapsed
 
 
 def test_a_checkpoint_with_weights_that_are_not_finite_is_refused(tiny_checkpoint, tmp_path):

@@ -20,7 +20,7 @@ from sarssl.finetune import (
     make_optimizer,
     train_epoch,
 )
-from sarssl.runs import FinetuneSettings, settings_from_config, subset_size
+from sarssl.runs import FinetuneSettings, Run, settings_from_config, subset_size
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +32,8 @@ def pretrained(tiny_store, tiny_checkpoint):
 def run_settings(pretrained, model: str, init: str, **overrides) -> FinetuneSettings:
     store, checkpoint = pretrained
     config = {"epochs": 2, "batch_size": 4, "width": 4, "loader_workers": 0, **overrides}
-    return settings_from_config(
-        config, "tiny-vit", model, init, 50.0, str(store), str(checkpoint), "", "student"
-    )
+    run = Run("tiny-vit", model, init, 50.0, 0)
+    return settings_from_config(config, run, str(store), str(checkpoint), "", "student")
 
 
 def one_epoch(settings: FinetuneSettings) -> torch.nn.Module:
@@ -71,6 +70,7 @@ def test_a_run_is_reproducible_on_the_cpu(pretrained):
     (first, _), (second, _) = finetune(settings), finetune(settings)
     assert first["confusion_matrix"] == second["confusion_matrix"]
     assert first["miou"] == second["miou"] and first["history"] == second["history"]
+    assert first["seed"] == settings.seed == 0
     n_train = len(split_tiles(settings.store, ["train"]))
     assert first["tiles"]["train"] == subset_size(50, n_train)
     assert sum(map(sum, first["confusion_matrix"])) > 0
@@ -83,10 +83,8 @@ def test_a_stored_map_run_rejects_maps_of_other_tiles(pretrained, tmp_path):
     maps = tmp_path / "maps.zarr"
     extract_attention_maps(checkpoint, store, maps, tmp_path / "tifs", geotiff_tiles=0)
     config = {"epochs": 1, "batch_size": 4, "width": 4, "loader_workers": 0}
-    settings = settings_from_config(
-        config, "tiny-vit", "attention-unet", "frozen", 50.0, str(store), str(checkpoint),
-        str(maps), "student",
-    )  # fmt: skip
+    run = Run("tiny-vit", "attention-unet", "frozen", 50.0, 0)
+    settings = settings_from_config(config, run, str(store), str(checkpoint), str(maps), "student")
     record, examples = finetune(settings)
     assert examples["predicted"].shape == (4, TEST_TILE_PX, TEST_TILE_PX)
     assert record["miou"] is not None and len(record["per_class_iou"]) == NUM_CLASSES

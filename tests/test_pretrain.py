@@ -1,7 +1,7 @@
-"""DINO pre-training (sarssl.pretrain): schedules, the training loop's metrics and frozen
-last layer, checkpoints that resume after kill -9, DDP (gloo, two processes) and two
-nodes against one process, non-finite loss, bf16 and compile on the CPU. Small tiles and
-a small head keep each run to seconds."""
+"""DINO pre-training (sarssl.pretrain): schedules, the training loop's metrics, collapse
+verdict and frozen last layer, checkpoints that resume after kill -9, DDP (gloo, two
+processes) and two nodes against one process, non-finite loss, bf16 and compile on the CPU.
+Small tiles and a small head keep each run to seconds."""
 
 import dataclasses
 import json
@@ -38,7 +38,8 @@ from sarssl.pretrain import (
     device_views,
     train,
 )
-from sarssl.pretrain_settings import CHECKPOINT_NAME, PretrainSettings
+from sarssl.pretrain_settings import CHECKPOINT_NAME, COLLAPSE_NAME, PretrainSettings
+from sarssl.training import CollapseVerdict, collapse_verdict
 
 
 def test_learning_rate_is_scaled_by_the_batch_and_the_teacher_temperature_warms_up(tiny_store):
@@ -74,6 +75,10 @@ def test_training_logs_metrics_and_keeps_the_last_layer_frozen_as_configured(tin
     assert probed.probe_accuracy.between(0, 1).all() and probed.probe_miou.between(0, 1).all()
     assert (probed.probe_s > 0).all()
     assert (metrics.teacher_temp.iloc[6:] == 0.001).all()
+    # The verdict of the finished run, from its metric rows and the 4 tiles per batch.
+    verdict = CollapseVerdict.read(tmp_path / COLLAPSE_NAME)
+    assert verdict == collapse_verdict(metrics, settings.out_dim, 4)
+    assert verdict.last_step == 12 and verdict.first_step == 11
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     torch.manual_seed(settings.seed)
     initial = create_network(settings, settings.drop_path_rate).state_dict()
@@ -83,6 +88,17 @@ def test_training_logs_metrics_and_keeps_the_last_layer_frozen_as_configured(tin
     assert not torch.allclose(state["student"][block], initial[block])
     # The teacher is an average of students, not the student.
     assert not torch.equal(state["teacher"][block], state["student"][block])
+
+
+def test_a_teacher_made_uniform_by_its_temperature_is_flagged_as_full_collapse(
+    tiny_store, tmp_path, caplog
+):
+    settings = tiny_settings(tiny_store, epochs=1, warmup_teacher_temp=100.0, teacher_temp=100.0)
+    with caplog.at_level("WARNING"):
+        train(settings, tmp_path)
+    verdict = CollapseVerdict.read(tmp_path / COLLAPSE_NAME)
+    assert (verdict.verdict, verdict.kind) == ("full collapse", "uniform")
+    assert f"collapse verdict: {verdict.sentence}" in caplog.text
 
 
 def assert_same_run(a: dict, b: dict, **tolerance) -> None:

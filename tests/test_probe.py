@@ -1,5 +1,6 @@
-"""The k-NN probe against answers known by construction, its MIoU against torchmetrics, and
-the collapse indicators on constructed teacher outputs."""
+"""The k-NN probe against answers known by construction, its MIoU against torchmetrics, its
+table with references and tile-bootstrap intervals, and the collapse indicators on
+constructed teacher outputs."""
 
 import math
 
@@ -14,7 +15,17 @@ from sarssl.backbone import create_backbone
 from sarssl.data import Normalisation, split_tiles
 from sarssl.dataset.worldcover import IGNORE_INDEX, NUM_CLASSES
 from sarssl.dino import collapse_indicators
-from sarssl.probe import PatchProbe, ProbeSettings, knn_predict, patch_labels, scores_of
+from sarssl.probe import (
+    RANDOM_INIT,
+    PatchMeans,
+    PatchProbe,
+    ProbeSettings,
+    knn_predict,
+    patch_labels,
+    probe_summary,
+    probe_table,
+    scores_of,
+)
 
 
 def unit(x: torch.Tensor) -> torch.Tensor:
@@ -78,6 +89,23 @@ def test_probe_scores_agree_with_torchmetrics_on_the_same_predictions():
     assert scores.accuracy == pytest.approx(accuracy) and scores.patches == 500
 
 
+def test_scores_keep_a_confusion_matrix_per_query_tile_and_the_empty_ones():
+    truth, predicted = torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 0, 2])
+    scores = scores_of(predicted, truth, torch.tensor([0, 0, 2, 2]), tiles=4)
+    assert scores.tile_confusions.shape == (4, NUM_CLASSES, NUM_CLASSES)
+    assert scores.tile_confusions.sum(axis=(1, 2)).tolist() == [2, 0, 2, 0]
+    assert scores.tile_confusions[2, 1, 0] == 1  # tile 2's class-1 patch predicted 0
+    assert scores.accuracy == 0.75 and scores.miou == scores_of(predicted, truth).miou
+
+
+def test_patch_means_are_each_patchs_channel_means():
+    images = torch.arange(2 * 12 * 4, dtype=torch.float32).reshape(2, 12, 2, 2)
+    images = images.repeat_interleave(16, dim=2).repeat_interleave(16, dim=3)  # 32 x 32 px
+    features = PatchMeans().forward_features(images)  # (tile, 2 x 2 patches, channel)
+    torch.testing.assert_close(features, images[:, :, ::16, ::16].flatten(2).transpose(1, 2))
+    assert PatchMeans().patch_embed.dynamic_feat_size((448, 448)) == (28, 28)
+
+
 @pytest.fixture(scope="module")
 def store(tiny_store):
     return tiny_store
@@ -100,6 +128,34 @@ def test_the_probe_of_a_backbone_is_deterministic_and_counts_every_labelled_patc
     labels = np.stack([probe_labels(store, t.index) for t in probe.query_tiles["val"]])
     assert first.patches == (patch_labels(labels, (2, 2), NUM_CLASSES, 255) != 255).sum()
     assert 0 <= first.accuracy <= 1
+    assert len(first.tile_confusions) == 5  # one per query tile, for the bootstrap
+
+
+def test_the_probe_table_has_references_and_intervals_that_hold_its_scores(store, tiny_checkpoint):
+    settings = ProbeSettings(train_tiles=8, eval_tiles=6, bank_patches=3, batch_size=3)
+    table = probe_table(tiny_checkpoint, store, settings)
+    backbones = ["pre-trained (teacher)", "pre-trained (student)", RANDOM_INIT,
+                 "patch means (no network)"]  # fmt: skip
+    assert table["backbone"].tolist() == backbones * 2
+    assert table["split"].tolist() == ["val"] * 4 + ["test"] * 4
+    for score in ("patch_accuracy", "patch_miou"):
+        low, point, high = (table[f"{score}{end}"] for end in ("_low", "", "_high"))
+        assert ((low <= point) & (point <= high)).all()
+        gain = table[f"{score}_gain"]
+        assert ((table[f"{score}_gain_low"] <= gain) & (gain <= table[f"{score}_gain_high"])).all()
+        random = table[table["backbone"] == RANDOM_INIT]
+        assert (random[[f"{score}_gain{end}" for end in ("", "_low", "_high")]] == 0).all().all()
+        teacher = table[table["backbone"] == backbones[0]].set_index("split")
+        np.testing.assert_allclose(
+            teacher[f"{score}_gain"], teacher[score] - random.set_index("split")[score]
+        )
+    summary = probe_summary(table)
+    teacher = table.iloc[0]
+    assert summary.iloc[0]["patch accuracy [95% CI]"] == (
+        f"{teacher.patch_accuracy:.3f} [{teacher.patch_accuracy_low:.3f}, "
+        f"{teacher.patch_accuracy_high:.3f}]"
+    )
+    assert summary.iloc[2]["patch MIoU gain (points) [95% CI]"] == "+0.0 [+0.0, +0.0]"
 
 
 def probe_labels(store, index):

@@ -11,6 +11,7 @@ from packaging.requirements import Requirement
 
 from sarssl import pretrain_settings, runs
 from sarssl.probe import ProbeSettings
+from sarssl.separability import SeparabilitySettings
 
 
 def pyproject_requirements() -> dict[str, str]:
@@ -56,6 +57,7 @@ def test_each_default_of_a_dataclass_backed_key_lives_in_its_dataclass_only():
         "dino": (pretrain, pretrain_settings.RUN_KEYS),
         "probe": (ProbeSettings, set()),
         "finetune": (runs.FinetuneSettings, runs.RUN_KEYS),
+        "realism": (SeparabilitySettings, set()),
     }
     for section, (home, run_keys) in homes.items():
         fields = {f.name for f in dataclasses.fields(home)} - run_keys

@@ -1,4 +1,5 @@
-"""Tables from hand-written metrics.json files (a missing and a failed run included)."""
+"""Tables from hand-written metrics.json files (a missing and a failed run included, and
+cells over several seeds)."""
 
 import json
 from pathlib import Path
@@ -8,15 +9,22 @@ import pandas as pd
 import pytest
 
 from sarssl.dataset.worldcover import CLASSES
-from sarssl.results import collect_runs, markdown, si_table2, table1
+from sarssl.results import MISSING, cell, collect_runs, markdown, si_table2, table1
+from sarssl.runs import Run, run_file
 
 FRACTIONS = [0.1, 1.0]
 
 
-def write_metrics(results: Path, pretrain, model, init, fraction, miou, wall=60.0):
-    folder = results / "finetune" / pretrain / model / init / f"frac{fraction:g}"
+def start(results: Path, run: Run) -> Path:
+    """A run's folder with its config, as the rule writes it before training."""
+    folder = run_file(results, run)
     folder.mkdir(parents=True)
     (folder / "config.json").write_text("{}")
+    return folder
+
+
+def write_metrics(results: Path, run: Run, miou: float, wall: float = 60.0) -> None:
+    folder = start(results, run)
     record = {
         "miou": miou,
         "val_miou": miou + 0.01,
@@ -40,16 +48,15 @@ def grid(tmp_path):
     for model in ("attention-unet", "tokens-decoder"):
         for init in ("scratch", "frozen", "finetuned"):
             for fraction in FRACTIONS:
-                runs.append(("vit", model, init, fraction))
+                run = Run("vit", model, init, fraction, 0)
+                runs.append(run)
                 miou = float(next(values))
                 if (model, init, fraction) == ("attention-unet", "finetuned", 1.0):
                     continue
                 if (model, init, fraction) == ("tokens-decoder", "frozen", 0.1):
-                    folder = tmp_path / "finetune/vit/tokens-decoder/frozen/frac0.1"
-                    folder.mkdir(parents=True)
-                    (folder / "config.json").write_text("{}")
+                    start(tmp_path, run)
                     continue
-                write_metrics(tmp_path, "vit", model, init, fraction, miou)
+                write_metrics(tmp_path, run, miou)
     return tmp_path, runs
 
 
@@ -68,11 +75,13 @@ def test_table1_layout_with_missing_runs_shown_as_missing(grid):
         ("tokens", "0.1 %"),
         ("tokens", "1 %"),
     ]
-    assert table.loc["from scratch", ("attention maps", "0.1 %")] == pytest.approx(0.30)
+    assert table.loc["from scratch", ("attention maps", "0.1 %")] == "30.0"
     frozen = "with pre-training (backbone frozen)"
-    assert table.loc[frozen, ("tokens", "1 %")] == pytest.approx(0.48)
-    assert pd.isna(table.loc["with pre-training (backbone not frozen)", ("attention maps", "1 %")])
-    assert pd.isna(table.loc["with pre-training (backbone frozen)", ("tokens", "0.1 %")])
+    assert table.loc[frozen, ("tokens", "1 %")] == "48.0"
+    assert table.loc["with pre-training (backbone not frozen)", ("attention maps", "1 %")] == (
+        "missing"
+    )
+    assert table.loc[frozen, ("tokens", "0.1 %")] == "missing"
     text = markdown(table, "Table 1, vit")
     assert text.count("missing") == 2
     assert "| from scratch | 30.0 | 32.0 | 42.0 | 44.0 |" in text
@@ -81,6 +90,7 @@ def test_table1_layout_with_missing_runs_shown_as_missing(grid):
 def test_runs_csv_has_status_and_the_difference_to_scratch(grid):
     results, runs = grid
     frame = collect_runs(results, runs).set_index(["model", "init", "fraction"])
+    assert (frame["seed"] == 0).all()
     assert frame.loc[("attention-unet", "finetuned", 1.0), "status"] == "missing"
     assert frame.loc[("tokens-decoder", "frozen", 0.1), "status"] == "failed or running"
     assert frame.loc[("attention-unet", "frozen", 0.1), "status"] == "ok"
@@ -93,16 +103,46 @@ def test_runs_csv_has_status_and_the_difference_to_scratch(grid):
 
 
 def test_si_table2_layout(tmp_path):
-    runs = [("vit", "s1grd-unet", "scratch", 1.0)] + [
-        ("vit", "s1grd-attention-unet", init, 1.0) for init in ("scratch", "frozen")
+    runs = [Run("vit", "s1grd-unet", "scratch", 1.0, 0)] + [
+        Run("vit", "s1grd-attention-unet", init, 1.0, 0) for init in ("scratch", "frozen")
     ]
-    write_metrics(tmp_path, "vit", "s1grd-unet", "scratch", 1.0, 0.5)
-    write_metrics(tmp_path, "vit", "s1grd-attention-unet", "frozen", 1.0, 0.55)
+    write_metrics(tmp_path, runs[0], 0.5)
+    write_metrics(tmp_path, runs[2], 0.55)
     table = si_table2(collect_runs(tmp_path, runs), "vit", [1.0])
-    assert table.loc["U-Net on S1GRD only", "1 %"] == 0.5
+    assert table.loc["U-Net on S1GRD only", "1 %"] == "50.0"
     frozen = "U-Net on S1GRD + attention maps, with pre-training (backbone frozen)"
-    assert table.loc[frozen, "1 %"] == 0.55
-    assert pd.isna(table.loc["U-Net on S1GRD + attention maps, from scratch", "1 %"])
+    assert table.loc[frozen, "1 %"] == "55.0"
+    assert table.loc["U-Net on S1GRD + attention maps, from scratch", "1 %"] == "missing"
+
+
+def test_a_cell_over_seeds_is_their_mean_and_sample_sd_with_missing_seeds_counted(tmp_path):
+    """Three seeds per cell: all finished, seed 2 failed, only seed 1 finished."""
+    mious = {
+        "scratch": [0.20, 0.25, 0.30],  # mean 25, sd sqrt((5² + 0 + 5²) / 2) = 5
+        "frozen": [0.26, 0.28, None],  # mean 27, sd sqrt((1² + 1²) / 1) = 1.41
+        "finetuned": [None, 0.40, None],
+    }
+    runs = []
+    for init, values in mious.items():
+        for seed, miou in enumerate(values):
+            run = Run("vit", "attention-unet", init, 1.0, seed)
+            runs.append(run)
+            if miou is None:
+                start(tmp_path, run)
+            else:
+                write_metrics(tmp_path, run, miou)
+    frame = collect_runs(tmp_path, runs)
+    assert len(frame) == 9 and frame["seed"].tolist() == [0, 1, 2] * 3
+    # Each seed against the scratch run of its own seed: 0.26 - 0.20, 0.28 - 0.25.
+    frozen = frame[frame["init"] == "frozen"]["miou_minus_scratch"].tolist()
+    assert frozen[:2] == pytest.approx([0.06, 0.03]) and np.isnan(frozen[2])
+    table = table1(frame, "vit", [1.0])["attention maps", "1 %"]
+    assert table.to_dict() == {
+        "from scratch": "25.0 ± 5.0 (3 seeds)",
+        "with pre-training (backbone frozen)": "27.0 ± 1.4 (2/3 seeds)",
+        "with pre-training (backbone not frozen)": "40.0 (1/3 seeds)",
+    }
+    assert cell([np.nan] * 3) == MISSING  # no seed finished
 
 
 def test_the_tables_command_writes_every_table_of_a_grid_in_progress(grid, tmp_path):

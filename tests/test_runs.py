@@ -1,14 +1,14 @@
-"""The fine-tuning grid's vocabulary (sarssl.runs): nested subsets, unknown models and
-initialisations named."""
+"""The fine-tuning grid's vocabulary (sarssl.runs): nested subsets per seed, one folder per
+run and seed, unknown models and initialisations named."""
+
+from pathlib import Path
 
 import pytest
 
 from sarssl.data import TileRef
 from sarssl.errors import ConfigError
-from sarssl.finetune import (
-    fraction_subset,
-)
-from sarssl.runs import check_run, subset_size
+from sarssl.finetune import fraction_subset
+from sarssl.runs import Run, check_run, grid_runs, run_file, subset_size
 
 
 def test_subsets_are_nested_deterministic_and_never_empty():
@@ -16,11 +16,39 @@ def test_subsets_are_nested_deterministic_and_never_empty():
     small, medium, large = (fraction_subset(tiles, f, seed=7) for f in (0.1, 1, 10))
     assert (len(small), len(medium), len(large)) == (1, 10, 100)
     assert set(small) <= set(medium) <= set(large)
-    assert fraction_subset(tiles, 1, seed=7) == medium
-    assert fraction_subset(tiles, 1, seed=8) != medium
     assert subset_size(0.05, 1000) == 1  # 0.5 tiles rounds half up
     with pytest.raises(ConfigError, match=r"fraction 0.1 % of 29 .* less than one"):
         subset_size(0.1, 29)
+
+
+def test_each_seed_draws_its_own_nested_subsets_and_the_same_seed_the_same():
+    tiles = [TileRef("s", i) for i in range(200)]
+    by_seed = {seed: [fraction_subset(tiles, f, seed) for f in (5, 10, 50)] for seed in (0, 1, 2)}
+    for small, medium, large in by_seed.values():
+        assert set(small) < set(medium) < set(large)
+    assert len({tuple(subsets[1]) for subsets in by_seed.values()}) == 3
+    assert [fraction_subset(tiles, f, 1) for f in (5, 10, 50)] == by_seed[1]
+
+
+def test_every_cell_runs_once_per_seed_from_the_first_seed_each_in_its_folder():
+    finetune = {
+        "pretrain": ["vit"],
+        "encodings": ["tokens"],
+        "inits": ["frozen"],
+        "percents": [1, 10],
+        "unet_baseline": None,
+        "seed": 5,
+        "seeds": 2,
+    }
+    assert grid_runs(finetune) == [
+        Run("vit", "tokens-decoder", "frozen", 1, 5),
+        Run("vit", "tokens-decoder", "frozen", 1, 6),
+        Run("vit", "tokens-decoder", "frozen", 10, 5),
+        Run("vit", "tokens-decoder", "frozen", 10, 6),
+    ]
+    assert [run.seed for run in grid_runs(finetune | {"seed": 0, "seeds": 1})] == [0, 0]
+    folder = run_file("out", Run("vit", "tokens-decoder", "frozen", 10.0, 6))
+    assert folder == Path("out/finetune/vit/tokens-decoder/frozen/frac10/seed6")
 
 
 def test_unknown_models_and_initialisations_are_named():

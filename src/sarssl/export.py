@@ -37,7 +37,9 @@ from .data import Normalisation
 from .dataset.bands import CHANNELS
 from .errors import ConfigError, SarsslError
 from .paths import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
+from .probe import probe_summary
 from .results import frame_markdown
+from .training import CollapseVerdict
 
 UNITS = "dB"
 PAPER = (
@@ -186,8 +188,10 @@ def export_backbone(
     metrics: str | Path | None = None,
     probe: str | Path | None = None,
     emergent: str | Path | None = None,
+    collapse: str | Path | None = None,
 ) -> Path:
-    """Write model.safetensors, config.json and README.md into `out_dir`, each atomically."""
+    """Write model.safetensors, config.json and README.md into `out_dir`, each atomically.
+    `collapse`: the run's collapse verdict (collapse.json, sarssl.training)."""
     out_dir = Path(out_dir)
     state = load_checkpoint(checkpoint)
     settings = state["settings"]
@@ -205,7 +209,7 @@ def export_backbone(
     write_text_atomic(out_dir / CONFIG_NAME, json.dumps(config, indent=2))
     card = model_card(
         settings, state, config, data, which, sha256(weights_path), weights_path, metrics, probe,
-        emergent,
+        emergent, collapse,
     )  # fmt: skip
     write_text_atomic(out_dir / CARD_NAME, card)
     return out_dir
@@ -222,6 +226,7 @@ def model_card(
     metrics: str | Path | None,
     probe: str | Path | None,
     emergent: str | Path | None,
+    collapse: str | Path | None,
 ) -> str:
     """The README.md of an export: data, training, results, limitations, licences, use."""
     name, architecture = settings["name"], settings["architecture"]
@@ -296,14 +301,21 @@ def model_card(
             f"teacher {last['batch_entropy']:.3f}, prototypes per batch {last['prototypes']:.1f}.",
             "",
         ]
+    verdict = CollapseVerdict.read(collapse) if collapse else None
+    if verdict:
+        lines += [f"- Collapse verdict over the last steps: {verdict.sentence}.", ""]
     device = state.get("device")
     if device:
         lines += [f"- Device: {device}.", ""]
     lines += ["## Evaluation", ""]
-    evaluations = (("k-NN probe of patch features", probe), ("Emergent segmentation", emergent))
-    for title, path in evaluations:
+    evaluations = (
+        ("k-NN probe of patch features", probe, probe_summary),
+        ("Emergent segmentation", emergent, lambda table: table),
+    )
+    for title, path, shown in evaluations:
         if path and Path(path).is_file():
-            lines += [frame_markdown(pd.read_csv(path), f"{title} (`{Path(path).name}`)")]
+            table = shown(pd.read_csv(path))
+            lines += [frame_markdown(table, f"{title} (`{Path(path).name}`)")]
     if not any(p and Path(p).is_file() for p in (probe, emergent)):
         lines += ["No evaluation was run with these weights.", ""]
     lines += [
@@ -316,6 +328,14 @@ def model_card(
         "quantisation (0.12 dB or whole dB).",
         "- A model pre-trained on synthetic scenes (source `synthetic`) demonstrates the "
         "pipeline and carries no knowledge of real radar.",
+    ]
+    if verdict and verdict.collapsed:
+        lines += [
+            f"- The pre-training ended in {verdict.verdict} (see Training): its teacher "
+            "told few or no tiles apart, so these features may be worth little more than "
+            "random ones; compare the k-NN probe with the random-init row."
+        ]
+    lines += [
         "",
         "## Licences and attribution",
         "",

@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 
 
 def fraction_subset(tiles: list[TileRef], percent: float, seed: int) -> list[TileRef]:
-    """The first `subset_size` tiles of one seeded permutation: deterministic in the seed,
-    and every smaller fraction's subset lies inside every larger one's."""
+    """The first `subset_size` tiles of the seed's permutation: the same seed draws the
+    same subsets, and within one seed every smaller fraction's subset lies inside every
+    larger one's; each seed draws its own."""
     order = np.random.default_rng(seed).permutation(len(tiles))
     chosen = np.sort(order[: subset_size(percent, len(tiles))])
     return [tiles[i] for i in chosen]
@@ -252,6 +253,7 @@ def finetune(settings: FinetuneSettings) -> tuple[dict, dict[str, np.ndarray]]:
         "model": settings.model,
         "init": settings.init,
         "fraction": settings.fraction,
+        "seed": settings.seed,
         "miou": finite_or_none(mean_iou(confusion)),
         "per_class_iou": {c.name: finite_or_none(v) for c, v in zip(CLASSES, iou, strict=True)},
         "confusion_matrix": confusion.tolist(),

@@ -11,7 +11,13 @@ from pathlib import Path
 from .atomic import atomic_path, write_text_atomic
 from .child import run_sarssl
 from .errors import ConfigError
-from .pretrain_settings import CHECKPOINT_NAME, METRICS_NAME, SETTINGS_NAME, PretrainSettings
+from .pretrain_settings import (
+    CHECKPOINT_NAME,
+    COLLAPSE_NAME,
+    METRICS_NAME,
+    SETTINGS_NAME,
+    PretrainSettings,
+)
 
 RENDEZVOUS_PORT = 29400  # torchrun's c10d rendezvous on the job's first node
 
@@ -60,12 +66,16 @@ def launch(settings: PretrainSettings, run_dir: str | Path, gpus: int, nodes: in
     return run_dir / CHECKPOINT_NAME
 
 
-def publish(run_dir: str | Path, checkpoint: str | Path, metrics: str | Path) -> None:
-    """Copy a finished run's checkpoint and metrics to the workflow's outputs, atomically."""
+def publish(
+    run_dir: str | Path, checkpoint: str | Path, metrics: str | Path, collapse: str | Path
+) -> None:
+    """Copy a finished run's checkpoint, metrics and collapse verdict to the workflow's
+    outputs, atomically."""
     run_dir = Path(run_dir)
     for source, target in (
         (run_dir / CHECKPOINT_NAME, checkpoint),
         (run_dir / METRICS_NAME, metrics),
+        (run_dir / COLLAPSE_NAME, collapse),
     ):
         with atomic_path(target) as tmp:
             shutil.copyfile(source, tmp)

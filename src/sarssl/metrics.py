@@ -1,4 +1,5 @@
-"""Segmentation metrics from one confusion matrix accumulated over a whole split.
+"""Segmentation metrics from one confusion matrix accumulated over a whole split, and their
+tile-bootstrap confidence intervals.
 
 MIoU is computed once from the confusion matrix of every pixel of the split, never as a
 mean of per-batch or per-tile scores (which would weight small tiles and rare classes
@@ -9,6 +10,9 @@ IoU of class c = TP / (TP + FP + FN). A class absent from both the truth and the
 of the whole split has no IoU (NaN in `per_class_iou`) and is left out of the mean, as
 torchmetrics' MulticlassJaccardIndex(average="macro") does; a class present in either one
 counts, with IoU 0 if never predicted right.
+
+Confidence intervals resample tiles, not pixels: the pixels (or patches) of a tile are not
+independent draws, the tiles of a split sample are (`tile_bootstrap`).
 """
 
 import numpy as np
@@ -48,3 +52,42 @@ def per_class_iou(confusion: np.ndarray) -> np.ndarray:
 def mean_iou(confusion: np.ndarray) -> float:
     iou = per_class_iou(confusion)
     return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+
+
+def accuracy(confusion: np.ndarray) -> float:
+    """Share of the counted pixels (or patches) predicted right; NaN when none is counted."""
+    total = confusion.sum()
+    return float(np.trace(confusion) / total) if total else float("nan")
+
+
+# The scores a bootstrap resamples, as computed for the point estimates.
+SCORES = {"accuracy": accuracy, "miou": mean_iou}
+
+
+def tile_bootstrap(tile_confusions: np.ndarray, resamples: int, seed: int) -> dict[str, np.ndarray]:
+    """Tile-bootstrap samples of accuracy and MIoU of one or more models.
+
+    `tile_confusions` (models, tiles, class, class): a confusion matrix per model and tile,
+    every model over the same tiles. Each resample draws as many tiles with replacement
+    (seeded), the same draw for every model so that differences between models are paired,
+    sums the drawn tiles' matrices and scores the sum as the point estimate scores the sum
+    over all tiles. Returns {score: (models, resamples)}; a resample without any counted
+    pixel scores NaN.
+    """
+    tiles = tile_confusions.shape[1]
+    index = np.random.default_rng(seed).integers(tiles, size=(resamples, tiles))
+    drawn = np.zeros((resamples, tiles), dtype=np.int64)  # times each tile is drawn
+    np.add.at(drawn, (np.arange(resamples)[:, None], index), 1)
+    resampled = np.einsum("rt,mtij->mrij", drawn, tile_confusions)
+    return {
+        name: np.array([[score(confusion) for confusion in model] for model in resampled])
+        for name, score in SCORES.items()
+    }
+
+
+def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central `level` interval of bootstrap samples (percentile method); NaN samples
+    (resamples without a score) left out."""
+    tail = (1 - level) / 2
+    low, high = np.nanquantile(samples, [tail, 1 - tail])
+    return float(low), float(high)

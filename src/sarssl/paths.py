@@ -29,6 +29,7 @@ STATS = "results/{aoi}/stats.json"
 PRETRAIN = "results/pretrain/{pretrain}"
 CHECKPOINT = PRETRAIN + "/checkpoint.pt"
 PRETRAIN_METRICS = PRETRAIN + "/metrics.csv"
+PRETRAIN_COLLAPSE = PRETRAIN + "/collapse.json"  # the collapse verdict (sarssl.training)
 RUN = PRETRAIN + "/run"  # resumable run state, outside the declared outputs
 ATTENTION = PRETRAIN + "/attention/{aoi}.zarr"
 ATTENTION_METADATA = ATTENTION + "/zarr.json"
@@ -43,12 +44,14 @@ EXPORT_WEIGHTS = EXPORT + "/" + WEIGHTS_NAME
 EXPORT_CONFIG = EXPORT + "/" + CONFIG_NAME
 EXPORT_CARD = EXPORT + "/" + CARD_NAME
 
-# Fine-tuning, per run.
-FINETUNE_RUN = "results/finetune/{pretrain}/{model}/{init}/frac{fraction}"
+# Fine-tuning, per run: one folder per model, initialisation, fraction and seed.
+FINETUNE_NAME = "{pretrain}/{model}/{init}/frac{fraction}/seed{seed}"
+FINETUNE_RUN = "results/finetune/" + FINETUNE_NAME
 FINETUNE_METRICS = FINETUNE_RUN + "/metrics.json"
 FINETUNE_CONFIG = FINETUNE_RUN + "/config.json"
 FINETUNE_PREDICTIONS = FINETUNE_RUN + "/predictions.npz"
 FINETUNE_LOG = FINETUNE_RUN + "/train.log"
+FINETUNE_BENCHMARK = JOB_BENCHMARKS + "/finetune/" + FINETUNE_NAME + ".tsv"
 
 # Results.
 TABLES = "results/tables"

@@ -173,7 +173,7 @@ def finetune_plan(
     flops_of: dict[tuple[str, str, str], tuple[float, float]] = {}
     total = 0.0
     runs = grid_runs(finetune)
-    for pretrain, model, init, fraction in runs:
+    for pretrain, model, init, fraction, _seed in runs:
         architecture = pretrain_settings[pretrain].architecture
         key = (model, init, architecture)
         if key not in flops_of:

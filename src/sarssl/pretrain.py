@@ -6,9 +6,10 @@ One process per GPU (torchrun or srun set RANK / WORLD_SIZE / LOCAL_RANK), or a 
 process on one GPU or the CPU.
 
 Run state lives in a run folder: `last.pt` (written atomically every `checkpoint_every`
-steps and at the end), `metrics.csv` and `tensorboard/`. A rerun with the same settings
-resumes from `last.pt`: weights, optimizer, loss center, random state and the step, which
-fixes the schedules and the data position.
+steps and at the end), `metrics.csv`, `tensorboard/` and, once the run is finished, its
+collapse verdict `collapse.json` (sarssl.training.collapse_verdict; logged as a warning when
+it collapsed). A rerun with the same settings resumes from `last.pt`: weights, optimizer,
+loss center, random state and the step, which fixes the schedules and the data position.
 """
 
 import itertools
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -33,12 +35,19 @@ from .devices import autocast, autocast_dtype, device_description
 from .dino import DINOHead, DINOLoss, cosine_schedule, ema_update, teacher_temperature_schedule
 from .errors import SarsslError
 from .multicrop import CropSpec, crop_batch
-from .pretrain_settings import CHECKPOINT_NAME, METRICS_NAME, PretrainSettings, settings_differ
+from .pretrain_settings import (
+    CHECKPOINT_NAME,
+    COLLAPSE_NAME,
+    METRICS_NAME,
+    PretrainSettings,
+    settings_differ,
+)
 from .probe import PatchProbe
 from .training import (
     Distributed,
     MetricsLog,
     clip_gradients_per_parameter,
+    collapse_verdict,
     parameter_groups,
     save_checkpoint,
 )
@@ -386,6 +395,15 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
         metrics.close()
         if start_step == batches.total_steps:
             log.info("%s: already complete at step %d", checkpoint_path, start_step)
+        # The indicators are computed per process, on its share of the batch.
+        verdict = collapse_verdict(
+            pd.read_csv(run_dir / METRICS_NAME),
+            settings.out_dim,
+            settings.batch_size // ranks.world_size,
+        )
+        verdict.write(run_dir / COLLAPSE_NAME)
+        report = log.warning if verdict.collapsed else log.info
+        report("%s: collapse verdict: %s", settings.name, verdict.sentence)
     if ranks.world_size > 1:
         dist.barrier()
         dist.destroy_process_group()

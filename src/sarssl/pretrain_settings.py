@@ -17,10 +17,11 @@ from .errors import ConfigError
 from .multicrop import CropSpec
 from .probe import ProbeSettings
 
-# The run folder: the latest checkpoint (written atomically, resumed from), the metric rows
-# and the settings the training processes read.
+# The run folder: the latest checkpoint (written atomically, resumed from), the metric rows,
+# the collapse verdict of a finished run and the settings the training processes read.
 CHECKPOINT_NAME = "last.pt"
 METRICS_NAME = "metrics.csv"
+COLLAPSE_NAME = "collapse.json"
 SETTINGS_NAME = "settings.json"
 
 

@@ -12,7 +12,9 @@ after pre-training, as DINO's `eval_knn` but at the 28 x 28 token grid.
 - Votes, as DINO: the k most similar bank patches (cosine similarity), each voting for its
   class with weight exp(similarity / T), T = 0.07; the largest sum wins.
 - Scores: patch accuracy and patch MIoU from one confusion matrix (sarssl.metrics), as the
-  fine-tuning metrics.
+  fine-tuning metrics, kept per query tile for the tile bootstrap of `probe_table`.
+- References (`probe_table`): a random-init ViT of the same architecture, and the probe on
+  each patch's mean of the normalised channels, without any network (`PatchMeans`).
 """
 
 from collections.abc import Mapping, Sequence
@@ -27,9 +29,10 @@ from torch import nn
 
 from .backbone import backbone_of_checkpoint, load_backbone, load_checkpoint
 from .data import Normalisation, StoreTiles, TileRef, split_tiles
+from .dataset.bands import CHANNELS
 from .dataset.worldcover import IGNORE_INDEX, NUM_CLASSES
 from .devices import autocast, default_device
-from .metrics import ConfusionMatrix, mean_iou
+from .metrics import ConfusionMatrix, accuracy, mean_iou, percentile_interval, tile_bootstrap
 
 
 @dataclass(frozen=True)
@@ -81,22 +84,38 @@ def knn_predict(
 
 @dataclass(frozen=True)
 class ProbeScores:
-    accuracy: float
-    miou: float
-    confusion: np.ndarray  # (class, class) counts[true, predicted]
+    tile_confusions: np.ndarray  # (query tile, class, class) counts[tile, true, predicted]
+
+    @property
+    def confusion(self) -> np.ndarray:
+        return self.tile_confusions.sum(axis=0)
+
+    @property
+    def accuracy(self) -> float:
+        return accuracy(self.confusion)
+
+    @property
+    def miou(self) -> float:
+        return mean_iou(self.confusion)
 
     @property
     def patches(self) -> int:
         return int(self.confusion.sum())
 
 
-def scores_of(predicted: torch.Tensor, truth: torch.Tensor) -> ProbeScores:
-    confusion = ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX)
-    confusion.update(predicted, truth)
-    counts = confusion.numpy()
-    total = counts.sum()
-    accuracy = float(np.trace(counts) / total) if total else float("nan")
-    return ProbeScores(accuracy, mean_iou(counts), counts)
+def scores_of(
+    predicted: torch.Tensor, truth: torch.Tensor, tile: torch.Tensor | None = None, tiles: int = 1
+) -> ProbeScores:
+    """Scores of patch predictions; `tile` (n,) is the query tile (0 to tiles - 1) of each
+    patch, all in one without it. A tile without a labelled patch keeps its (empty) matrix:
+    it was sampled like the others."""
+    tile = torch.zeros_like(truth) if tile is None else tile
+    counts = np.zeros((tiles, NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    for index in range(tiles):
+        confusion = ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX)
+        confusion.update(predicted[tile == index], truth[tile == index])
+        counts[index] = confusion.numpy()
+    return ProbeScores(counts)
 
 
 def sample(tiles: Sequence[TileRef], count: int, seed: int) -> list[TileRef]:
@@ -132,12 +151,13 @@ class PatchProbe:
         tiles: list[TileRef],
         per_tile: int | None,
         autocast_dtype: torch.dtype | None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """L2-normalised features (n, D) and classes (n,) of the labelled patches of
-        `tiles`; with `per_tile`, a seeded sample of at most that many per tile."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """L2-normalised features (n, D), classes (n,) and tile positions in `tiles` (n,) of
+        the labelled patches of `tiles`; with `per_tile`, a seeded sample of at most that
+        many per tile."""
         device = next(backbone.parameters()).device
         reader = StoreTiles(tiles, self.normalisation)
-        rows, classes = [], []
+        rows, classes, row_tiles = [], [], []
         for start in range(0, len(tiles), self.settings.batch_size):
             positions = range(start, min(start + self.settings.batch_size, len(tiles)))
             images = torch.stack([reader.image(p) for p in positions]).to(device)
@@ -156,9 +176,15 @@ class PatchProbe:
                     keep = np.sort(rng.choice(keep, per_tile, replace=False))
                 rows.append(tile_features[torch.from_numpy(keep).to(device)])
                 classes.append(torch.from_numpy(tile_classes[keep].astype(np.int64)))
+                row_tiles.append(torch.full((len(keep),), position))
         if not rows:
-            return torch.zeros(0, backbone.num_features, device=device), torch.zeros(0).long()
-        return torch.cat(rows), torch.cat(classes).to(device)
+            none = torch.zeros(0, dtype=torch.long, device=device)
+            return torch.zeros(0, backbone.num_features, device=device), none, none
+        return (
+            torch.cat(rows),
+            torch.cat(classes).to(device),
+            torch.cat(row_tiles).to(device),
+        )
 
     @torch.no_grad()
     def score(
@@ -168,31 +194,97 @@ class PatchProbe:
         was_training = backbone.training
         backbone.eval()
         try:
-            bank, bank_classes = self.labelled_patches(
+            bank, bank_classes, _ = self.labelled_patches(
                 backbone, self.bank_tiles, self.settings.bank_patches, autocast_dtype
             )
             scores = {}
             for split, tiles in self.query_tiles.items():
-                queries, truth = self.labelled_patches(backbone, tiles, None, autocast_dtype)
+                queries, truth, tile = self.labelled_patches(backbone, tiles, None, autocast_dtype)
                 if len(bank) == 0:  # nothing to vote: no score
-                    truth = truth[:0]
+                    truth, tile = truth[:0], tile[:0]
                 k, temperature = self.settings.k, self.settings.temperature
                 predicted = (
                     knn_predict(bank, bank_classes, queries, k, temperature, NUM_CLASSES)
                     if len(truth)
                     else truth
                 )
-                scores[split] = scores_of(predicted, truth)
+                scores[split] = scores_of(predicted, truth, tile, len(tiles))
         finally:
             backbone.train(was_training)
         return scores
 
 
+class PatchGrid:
+    """What the probe asks of a ViT's patch_embed: the token grid of an image size."""
+
+    def __init__(self, patch: int):
+        self.patch = patch
+
+    def dynamic_feat_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        return size[0] // self.patch, size[1] // self.patch
+
+
+class PatchMeans(nn.Module):
+    """The probe's reference without a network: each 16 x 16 patch's mean of the normalised
+    channels, as a fixed averaging convolution shaped like a ViT for the probe."""
+
+    num_prefix_tokens = 0
+
+    def __init__(self, channels: int = len(CHANNELS), patch: int = 16):
+        super().__init__()
+        self.num_features = channels
+        self.patch_embed = PatchGrid(patch)
+        self.average = nn.Conv2d(channels, channels, patch, stride=patch, bias=False)
+        with torch.no_grad():
+            self.average.weight.copy_(
+                torch.eye(channels)[:, :, None, None].expand(-1, -1, patch, patch) / patch**2
+            )
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.average(images).flatten(2).transpose(1, 2)
+
+
+RANDOM_INIT = "random init (reference)"
+# The tile bootstrap of the probe table: resamples of the query tiles (seeded with the
+# probe's seed) and the level of the percentile intervals.
+BOOTSTRAP_RESAMPLES = 1000
+CONFIDENCE = 0.95
+# ProbeScores attribute and sarssl.metrics.SCORES name -> column of the probe table.
+SCORE_COLUMNS = {"accuracy": "patch_accuracy", "miou": "patch_miou"}
+
+
+def interval_columns(column: str, point: float, samples: np.ndarray) -> dict[str, float]:
+    low, high = percentile_interval(samples, CONFIDENCE)
+    return {column: point, f"{column}_low": low, f"{column}_high": high}
+
+
+def bootstrap_columns(
+    scores: Mapping[str, ProbeScores], reference: str, seed: int
+) -> dict[str, dict[str, float]]:
+    """Per backbone: each score with its tile-bootstrap interval (`_low`, `_high`), and its
+    gain over the `reference` backbone (`_gain`) with a paired interval: the same resampled
+    tiles for both. `scores`: of backbones probed on the same query tiles."""
+    names = list(scores)
+    confusions = np.stack([scores[name].tile_confusions for name in names])
+    samples = tile_bootstrap(confusions, BOOTSTRAP_RESAMPLES, seed)
+    base = names.index(reference)
+    columns = {}
+    for i, name in enumerate(names):
+        columns[name] = {}
+        for score, column in SCORE_COLUMNS.items():
+            point, draws = getattr(scores[name], score), samples[score]
+            gain = point - getattr(scores[reference], score)
+            columns[name] |= interval_columns(column, point, draws[i])
+            columns[name] |= interval_columns(f"{column}_gain", gain, draws[i] - draws[base])
+    return columns
+
+
 def probe_table(source: str | Path, store: str | Path, settings: ProbeSettings) -> pd.DataFrame:
     """The pre-trained backbone (teacher and student of a checkpoint, or the one of an
-    export folder), and a random-init ViT of the same architecture (the reference), probed
-    on the val and test tiles of `store` with neighbours from its train tiles: one row per
-    backbone and split."""
+    export folder) and two references, a random-init ViT of the same architecture and the
+    patch means without a network, probed on the val and test tiles of `store` with
+    neighbours from its train tiles: one row per backbone and split, each score with its
+    tile-bootstrap interval and its gain over random init with a paired interval."""
     if Path(source).is_dir():
         exported = load_backbone(source)
         reference, backbones = exported, {"pre-trained (exported)": exported.network}
@@ -203,7 +295,8 @@ def probe_table(source: str | Path, store: str | Path, settings: ProbeSettings) 
             "pre-trained (teacher)": reference.network,
             "pre-trained (student)": backbone_of_checkpoint(state, "student").network,
         }
-    backbones["random init (reference)"] = reference.random_twin(settings.seed)
+    backbones[RANDOM_INIT] = reference.random_twin(settings.seed)
+    backbones["patch means (no network)"] = PatchMeans()
     device = default_device()
     probe = PatchProbe(
         split_tiles(store, ["train"]),
@@ -211,20 +304,41 @@ def probe_table(source: str | Path, store: str | Path, settings: ProbeSettings) 
         reference.normalisation,
         settings,
     )
+    scores = {name: probe.score(network.to(device)) for name, network in backbones.items()}
     rows = []
-    for name, network in backbones.items():
-        for split, scores in probe.score(network.to(device)).items():
-            rows.append(
-                {
-                    "pretrain": reference.name,
-                    "backbone": name,
-                    "split": split,
-                    "patch_accuracy": scores.accuracy,
-                    "patch_miou": scores.miou,
-                    "patches": scores.patches,
-                    "query_tiles": len(probe.query_tiles[split]),
-                    "bank_tiles": len(probe.bank_tiles),
-                    "k": settings.k,
-                }
-            )
+    for split, tiles in probe.query_tiles.items():
+        split_scores = {name: scores[name][split] for name in backbones}
+        columns = bootstrap_columns(split_scores, RANDOM_INIT, settings.seed)
+        rows += [
+            {
+                "pretrain": reference.name,
+                "backbone": name,
+                "split": split,
+                **columns[name],
+                "patches": split_scores[name].patches,
+                "query_tiles": len(tiles),
+                "bank_tiles": len(probe.bank_tiles),
+                "k": settings.k,
+            }
+            for name in backbones
+        ]
     return pd.DataFrame(rows)
+
+
+def probe_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The probe table to read: each score with its interval in one cell, the gains over
+    random init in points."""
+
+    def cell(row: pd.Series, column: str, scale: float, form: str) -> str:
+        point, low, high = (row[f"{column}{end}"] * scale for end in ("", "_low", "_high"))
+        return f"{point:{form}} [{low:{form}}, {high:{form}}]"
+
+    summary = table[["backbone", "split"]].copy()
+    interval = f"[{CONFIDENCE:.0%} CI]"
+    for column in SCORE_COLUMNS.values():
+        name = column.replace("_", " ").replace("miou", "MIoU")
+        summary[f"{name} {interval}"] = table.apply(cell, axis=1, args=(column, 1, ".3f"))
+        summary[f"{name} gain (points) {interval}"] = table.apply(
+            cell, axis=1, args=(f"{column}_gain", 100, "+.1f")
+        )
+    return summary.join(table[["patches", "query_tiles"]])

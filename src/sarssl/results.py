@@ -5,15 +5,21 @@
   fractions.
 - SI Table 2: rows U-Net on S1GRD only, then U-Net on S1GRD + attention maps from scratch /
   frozen / not frozen; columns fractions.
-- runs.csv: every run of the grid, one row each, with its parameters, status, MIoU,
-  per-class IoU, wall time, device, GPU-hours and the difference to the from-scratch run of
-  the same model and fraction (how the paper states its findings).
+- runs.csv: every run of the grid (each seed of a cell its own), one row each, with its
+  parameters, status, MIoU, per-class IoU, wall time, device, GPU-hours and the difference
+  to the from-scratch run of the same model, fraction and seed (how the paper states its
+  findings).
 
-A run whose metrics.json is absent shows as missing (its folder holds the resolved config
-but no metrics: it failed or is still running), never as a number.
+A cell of the tables is its runs' MIoU in %, one decimal (`cell`): the value of a cell with
+one seed; mean ± sample standard deviation and the number of seeds of a cell with several.
+A run whose metrics.json is absent (its folder holds the resolved config but no metrics: it
+failed or is still running) is never a number: a cell without any finished run says
+missing, and a cell with some says how many of its seeds it holds.
 """
 
 import json
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +27,7 @@ import pandas as pd
 
 from . import paths
 from .atomic import write_text_atomic
-from .runs import format_fraction, grid_runs, run_file
+from .runs import Run, format_fraction, grid_runs, run_file
 
 INIT_ROWS = {
     "scratch": "from scratch",
@@ -41,13 +47,12 @@ def with_attention(init_row: str) -> str:
     return f"U-Net on S1GRD + attention maps, {init_row}"
 
 
-def collect_runs(results: str | Path, runs: list[tuple[str, str, str, float]]) -> pd.DataFrame:
-    """One row per (pretrain, model, init, fraction) of the grid, with its metrics or its
-    status: ok, failed (config written, no metrics) or missing (never started)."""
+def collect_runs(results: str | Path, runs: list[Run]) -> pd.DataFrame:
+    """One row per run of the grid, with its metrics or its status: ok, failed (config
+    written, no metrics) or missing (never started)."""
     rows = []
-    for pretrain, model, init, fraction in runs:
-        run = (pretrain, model, init, fraction)
-        row = {"pretrain": pretrain, "model": model, "init": init, "fraction": fraction}
+    for run in runs:
+        row = run._asdict()
         metrics = run_file(results, run, paths.FINETUNE_METRICS)
         if metrics.is_file():
             record = json.loads(metrics.read_text())
@@ -69,8 +74,10 @@ def collect_runs(results: str | Path, runs: list[tuple[str, str, str, float]]) -
             row |= {"status": status, "miou": np.nan}
         rows.append(row)
     frame = pd.DataFrame(rows)
-    scratch = frame[frame["init"] == "scratch"].set_index(["pretrain", "model", "fraction"])
-    key = pd.MultiIndex.from_frame(frame[["pretrain", "model", "fraction"]])
+    # Against the scratch run of the same seed: the same train tiles, like with like.
+    same = ["pretrain", "model", "fraction", "seed"]
+    scratch = frame[frame["init"] == "scratch"].set_index(same)
+    key = pd.MultiIndex.from_frame(frame[same])
     frame["miou_minus_scratch"] = frame["miou"].to_numpy() - scratch["miou"].reindex(key).to_numpy()
     return frame
 
@@ -82,8 +89,41 @@ def present(values: pd.Series, order) -> list:
     return [value for value in order if value in found]
 
 
+def cell(mious: list[float]) -> str:
+    """A table cell, in %, from the MIoU of its runs, one per seed (NaN: no metrics): a
+    single run's value as it is; over several seeds their mean ± sample standard deviation
+    (ddof 1) and count, e.g. '25.0 ± 5.0 (3 seeds)', or, where some have not finished, the
+    count of those finished of all, '23.1 ± 1.2 (2/3 seeds)'; missing where none has."""
+    finished = 100 * pd.Series(mious, dtype=float).dropna()
+    if finished.empty:
+        return MISSING
+    if len(mious) == 1:
+        return f"{finished.iloc[0]:.1f}"
+    spread = f" ± {finished.std(ddof=1):.1f}" if len(finished) > 1 else ""
+    count = len(finished) if len(finished) == len(mious) else f"{len(finished)}/{len(mious)}"
+    return f"{finished.mean():.1f}{spread} ({count} seeds)"
+
+
+def layout(
+    mine: pd.DataFrame,
+    row_of: Callable[[tuple], str],
+    column_of: Callable[[tuple], str | tuple[str, str]],
+    rows: list[str],
+    columns: pd.Index,
+) -> pd.DataFrame:
+    """The runs `mine` (rows of collect_runs) as a table of cells, each over the seeds of
+    its row and column label (a cell no run reaches stays missing)."""
+    seeds = defaultdict(list)
+    for run in mine.itertuples():
+        seeds[row_of(run), column_of(run)].append(run.miou)
+    table = pd.DataFrame(MISSING, index=rows, columns=columns)
+    for (row, column), mious in seeds.items():
+        table.loc[row, column] = cell(mious)
+    return table
+
+
 def table1(runs: pd.DataFrame, pretrain: str, fractions: list[float]) -> pd.DataFrame:
-    """MIoU of one pre-training's runs in the paper's Table 1 layout (NaN = missing)."""
+    """MIoU of one pre-training's runs in the paper's Table 1 layout."""
     mine = runs[(runs["pretrain"] == pretrain) & runs["model"].isin(list(ENCODING_COLUMNS))]
     columns = pd.MultiIndex.from_tuples(
         [
@@ -93,45 +133,48 @@ def table1(runs: pd.DataFrame, pretrain: str, fractions: list[float]) -> pd.Data
         ],
         names=["encoding", "fraction"],
     )
-    rows = [INIT_ROWS[init] for init in present(mine["init"], INIT_ROWS)]
-    table = pd.DataFrame(np.nan, index=rows, columns=columns)
-    for row in mine.itertuples():
-        column = (ENCODING_COLUMNS[row.model], percent(row.fraction))
-        table.loc[INIT_ROWS[row.init], column] = row.miou
-    return table
+    return layout(
+        mine,
+        lambda run: INIT_ROWS[run.init],
+        lambda run: (ENCODING_COLUMNS[run.model], percent(run.fraction)),
+        [INIT_ROWS[init] for init in present(mine["init"], INIT_ROWS)],
+        columns,
+    )
 
 
 def si_table2(runs: pd.DataFrame, pretrain: str, fractions: list[float]) -> pd.DataFrame:
-    """MIoU of the U-Nets in the SI Table 2 layout (NaN = missing)."""
+    """MIoU of the U-Nets in the SI Table 2 layout."""
     mine = runs[runs["pretrain"] == pretrain]
+    mine = mine[mine["model"].isin(["s1grd-unet", "s1grd-attention-unet"])]
     with_maps = mine[mine["model"] == "s1grd-attention-unet"]
     rows = [S1GRD_ONLY] if (mine["model"] == "s1grd-unet").any() else []
     rows += [with_attention(INIT_ROWS[init]) for init in present(with_maps["init"], INIT_ROWS)]
-    table = pd.DataFrame(np.nan, index=rows, columns=[percent(f) for f in fractions])
-    for row in mine.itertuples():
-        column = percent(row.fraction)
-        if row.model == "s1grd-unet":
-            table.loc[S1GRD_ONLY, column] = row.miou
-        elif row.model == "s1grd-attention-unet":
-            table.loc[with_attention(INIT_ROWS[row.init]), column] = row.miou
-    return table
+    return layout(
+        mine,
+        lambda run: (
+            S1GRD_ONLY if run.model == "s1grd-unet" else with_attention(INIT_ROWS[run.init])
+        ),
+        lambda run: percent(run.fraction),
+        rows,
+        pd.Index([percent(f) for f in fractions]),
+    )
 
 
 def markdown(table: pd.DataFrame, title: str) -> str:
-    """MIoU in %, one decimal; a missing run as 'missing'."""
+    """A table of cells (`cell`) as Markdown."""
     flat = table.copy()
     if isinstance(flat.columns, pd.MultiIndex):
         flat.columns = [" ".join(c) for c in flat.columns]
     header = "| | " + " | ".join(map(str, flat.columns)) + " |"
     lines = [f"**{title}** (MIoU, %)", "", header, "|---" * (len(flat.columns) + 1) + "|"]
-    for label, values in flat.iterrows():
-        cells = [MISSING if pd.isna(v) else f"{100 * v:.1f}" for v in values]
+    for label, cells in flat.iterrows():
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def write_table(table: pd.DataFrame, csv_path: str | Path, md_path: str | Path, title: str) -> None:
-    write_text_atomic(csv_path, table.to_csv(na_rep=MISSING))
+    """The same cells in both: runs.csv holds each run's numbers."""
+    write_text_atomic(csv_path, table.to_csv())
     write_text_atomic(md_path, markdown(table, title))
 
 

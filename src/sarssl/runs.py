@@ -1,6 +1,11 @@
 """The fine-tuning grid's vocabulary, without torch: its models and initialisations, which
 runs a config's finetune section makes, where each run lives, and a run's settings.
 
+A run is one cell of Table 1 or SI Table 2 (pre-training, model, initialisation, fraction)
+trained with one seed; the seed draws the run's subset of train tiles, its initialisation
+(a scratch ViT, the decoder) and its data order, so the seeds of a cell measure the spread
+of its MIoU.
+
 Models (the `{model}` of a run) and the initialisations of their ViT (`{init}`):
 
     attention-unet        attention maps -> U-Net             scratch, frozen, finetuned
@@ -18,6 +23,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 from . import paths
 from .atomic import write_text_atomic
@@ -33,10 +39,27 @@ MODEL_INITS = {
 ENCODING_MODELS = {"attention": "attention-unet", "tokens": "tokens-decoder"}
 
 
-def grid_runs(finetune: dict) -> list[tuple[str, str, str, float]]:
-    """(pretrain, model, init, fraction) of every run of the config's finetune section:
-    Table 1's encodings x inits x fractions per pre-training, and SI Table 2's U-Nets."""
-    runs = [
+class Run(NamedTuple):
+    """One run of the grid: a cell of the tables and one of its seeds."""
+
+    pretrain: str
+    model: str
+    init: str
+    fraction: float  # percent of the labelled train tiles
+    seed: int
+
+
+def grid_seeds(finetune: dict) -> list[int]:
+    """The seeds of each cell of the grid: `seeds` consecutive ones from `seed`, so that
+    the first is the one seed of a grid without repeats."""
+    first = finetune.get("seed", FinetuneSettings.seed)
+    return list(range(first, first + finetune["seeds"]))
+
+
+def grid_runs(finetune: dict) -> list[Run]:
+    """Every run of the config's finetune section: Table 1's encodings x inits x fractions
+    per pre-training, and SI Table 2's U-Nets, each cell once per seed."""
+    cells = [
         (pretrain, ENCODING_MODELS[encoding], init, fraction)
         for pretrain in finetune["pretrain"]
         for encoding in finetune["encodings"]
@@ -45,13 +68,13 @@ def grid_runs(finetune: dict) -> list[tuple[str, str, str, float]]:
     ]
     baseline = finetune["unet_baseline"]
     if baseline:
-        runs += [(baseline, "s1grd-unet", "scratch", f) for f in finetune["percents"]]
-        runs += [
+        cells += [(baseline, "s1grd-unet", "scratch", f) for f in finetune["percents"]]
+        cells += [
             (baseline, "s1grd-attention-unet", init, fraction)
             for init in finetune["inits"]
             for fraction in finetune["percents"]
         ]
-    return runs
+    return [Run(*cell, seed) for cell in cells for seed in grid_seeds(finetune)]
 
 
 def uses_vit(model: str) -> bool:
@@ -81,20 +104,15 @@ def format_fraction(percent: float) -> str:
     return f"{percent:g}"
 
 
-def run_file(
-    results: str | Path, run: tuple[str, str, str, float], pattern: str = paths.FINETUNE_RUN
-) -> Path:
+def run_wildcards(run: Run) -> dict[str, str | int]:
+    """The `{...}` of the `paths.FINETUNE_*` patterns, of one run."""
+    return run._asdict() | {"fraction": format_fraction(run.fraction)}
+
+
+def run_file(results: str | Path, run: Run, pattern: str = paths.FINETUNE_RUN) -> Path:
     """A file of one run (a `paths.FINETUNE_*` pattern; the run's folder by default),
     below the results folder `results`."""
-    pretrain, model, init, fraction = run
-    return paths.under(
-        results,
-        pattern,
-        pretrain=pretrain,
-        model=model,
-        init=init,
-        fraction=format_fraction(fraction),
-    )
+    return paths.under(results, pattern, **run_wildcards(run))
 
 
 def subset_size(percent: float, n_tiles: int) -> int:
@@ -125,7 +143,7 @@ class FinetuneSettings:
     backbone_lr_scale: float = 0.1
     weight_decay: float = 1e-4
     width: int = 64  # channels of the first U-Net level / last decoder block
-    seed: int = 0
+    seed: int = 0  # the run's; config finetune.seed is the grid's first (grid_seeds)
     precision: str = "auto"
     loader_workers: int = 4
     prediction_tiles: int = 4  # first valid test tiles whose predictions are kept (figures)
@@ -138,21 +156,20 @@ class FinetuneSettings:
             raise ConfigError(f"{self.model} {self.init}: needs the attention-map store")
 
     @property
+    def run(self) -> Run:
+        return Run(self.pretrain, self.model, self.init, self.fraction, self.seed)
+
+    @property
     def name(self) -> str:
-        return f"{self.pretrain}/{self.model}/{self.init}/frac{format_fraction(self.fraction)}"
+        return paths.path(paths.FINETUNE_NAME, **run_wildcards(self.run))
 
 
-RUN_KEYS = frozenset(
-    {"pretrain", "model", "init", "fraction", "store", "checkpoint", "attention_store", "backbone"}
-)
+RUN_KEYS = frozenset({*Run._fields, "store", "checkpoint", "attention_store", "backbone"})
 
 
 def settings_from_config(
     finetune: dict,
-    pretrain: str,
-    model: str,
-    init: str,
-    fraction: float,
+    run: Run,
     store: str,
     pretrain_checkpoint: str,
     attention_maps: str,
@@ -160,16 +177,13 @@ def settings_from_config(
 ) -> FinetuneSettings:
     """A run of the config's finetune section; the checkpoint and the attention maps are
     kept only where the run uses them."""
-    check_run(model, init)
+    check_run(run.model, run.init)
     tunable = {f.name for f in fields(FinetuneSettings)} - RUN_KEYS & set(finetune)
     return FinetuneSettings(
-        pretrain=pretrain,
-        model=model,
-        init=init,
-        fraction=fraction,
+        **run._asdict(),
         store=store,
-        checkpoint=pretrain_checkpoint if uses_vit(model) else None,
-        attention_store=attention_maps if uses_stored_maps(model, init) else None,
+        checkpoint=pretrain_checkpoint if uses_vit(run.model) else None,
+        attention_store=attention_maps if uses_stored_maps(run.model, run.init) else None,
         backbone=backbone,
         **{key: finetune[key] for key in tunable},
     )

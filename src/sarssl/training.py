@@ -1,13 +1,18 @@
 """What the training loops share, as DINO's utils.py: parameter groups, per-parameter
-gradient clipping, the distributed setup, the metrics log and atomic checkpoints."""
+gradient clipping, the distributed setup, the metrics log, atomic checkpoints and the
+collapse verdict of a pre-training's metrics."""
 
 import csv
+import dataclasses
 import io
+import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -134,3 +139,145 @@ class MetricsLog:
 def save_checkpoint(path: Path, state: dict) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+# The collapse verdict. A collapsed teacher gives every tile the same output, whatever that
+# output is: uniform over the K prototypes, one prototype, or any fixed distribution. All
+# three show in one number made of the two entropies logged per batch (sarssl.dino): the
+# mutual information between a teacher output of the batch and its prototype,
+#     I = batch_entropy - teacher_entropy = H(mean_i p_i) - mean_i H(p_i) >= 0,
+# 0 exactly when all p_i are equal (Jensen). exp(I) counts the groups the teacher splits a
+# batch into: b tiles one-hot on distinct prototypes give log b, g equal groups log g, equal
+# outputs 0. Its ceiling, the capacity, is min(b, K) for b tiles per process once the two
+# global crops of a tile agree, as DINO trains them to (2b before they do).
+#
+# Read over the last COLLAPSE_WINDOW of the run's steps (the rows logged there, at least the
+# last one): collapse is where a run ends up, and healthy runs also pass through batches of
+# few groups early (lr warm-up, frozen last layer, teacher temperature warm-up), while one
+# row is the mean of only `log_every` batches.
+COLLAPSE_WINDOW = 0.1
+# Full collapse: closer to one group per batch than to two.
+FULL_COLLAPSE_GROUPS = 1.5
+# Partial collapse: fewer groups than half the capacity. A teacher that spread tiles at
+# random over M equally used prototypes would give a batch of b about M (1 - exp(-b / M))
+# distinct ones; half the batch is M = 0.63 b. Below it the teacher acts as if it had fewer
+# prototypes than a batch has tiles, whereas the centering spreads all K >> b over the data
+# and a learning DINO wins about one prototype per tile of a batch.
+PARTIAL_COLLAPSE_SHARE = 0.5
+# A full collapse is named uniform when each tile's teacher output is within log 2 of the
+# uniform one (KL(p || uniform) = log K - H(p) <= log 2: spread over K / 2 prototypes or
+# more), and one prototype when the batch-mean output has fewer than FULL_COLLAPSE_GROUPS
+# prototypes' worth of entropy; otherwise every tile gets one and the same distribution.
+UNIFORM_ENTROPY_GAP = math.log(2)
+
+
+@dataclass(frozen=True)
+class CollapseVerdict:
+    """The collapse indicators of a pre-training, means over its metric rows of steps
+    `first_step` to `last_step`, and the verdict they give (thresholds above)."""
+
+    first_step: int
+    last_step: int
+    teacher_entropy: float
+    batch_entropy: float
+    prototypes: float
+    tiles_per_batch: int  # per process, as the indicators are computed
+    out_dim: int
+
+    @property
+    def groups(self) -> float:
+        return math.exp(self.batch_entropy - self.teacher_entropy)
+
+    @property
+    def capacity(self) -> int:
+        return min(self.tiles_per_batch, self.out_dim)
+
+    @property
+    def verdict(self) -> str:
+        """ok, partial collapse, full collapse, or unknown: with one tile per process a
+        batch cannot show whether the teacher tells tiles apart."""
+        if self.capacity < 2:
+            return "unknown"
+        if self.groups < FULL_COLLAPSE_GROUPS:
+            return "full collapse"
+        if self.groups < PARTIAL_COLLAPSE_SHARE * self.capacity:
+            return "partial collapse"
+        return "ok"
+
+    @property
+    def kind(self) -> str | None:
+        """What every tile gets in a full collapse."""
+        if self.verdict != "full collapse":
+            return None
+        if self.teacher_entropy >= math.log(self.out_dim) - UNIFORM_ENTROPY_GAP:
+            return "uniform"
+        if self.batch_entropy < math.log(FULL_COLLAPSE_GROUPS):
+            return "one prototype"
+        return "one distribution"
+
+    @property
+    def collapsed(self) -> bool:
+        return self.verdict in ("partial collapse", "full collapse")
+
+    @property
+    def sentence(self) -> str:
+        name = f"{self.verdict} ({self.kind})" if self.kind else self.verdict
+        return (
+            f"{name}: {self.groups:.1f} groups of tiles told apart per batch of "
+            f"{self.tiles_per_batch} = exp(batch-mean entropy {self.batch_entropy:.2f} - "
+            f"per-tile entropy {self.teacher_entropy:.2f}), {self.groups / self.capacity:.0%} "
+            f"of min(batch, out_dim) (partial collapse below {PARTIAL_COLLAPSE_SHARE:.0%}, "
+            f"full below {FULL_COLLAPSE_GROUPS:g} groups); {self.prototypes:.1f} of "
+            f"{self.out_dim} prototypes win per batch (log {self.out_dim} = "
+            f"{math.log(self.out_dim):.2f}); metric rows of {self.steps}"
+        )
+
+    @property
+    def steps(self) -> str:
+        if self.first_step == self.last_step:
+            return f"step {self.last_step}"
+        return f"steps {self.first_step}-{self.last_step}"
+
+    def as_dict(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "kind": self.kind,
+            "sentence": self.sentence,
+            **dataclasses.asdict(self),
+            "groups": self.groups,
+            "capacity": self.capacity,
+            "thresholds": {
+                "window": COLLAPSE_WINDOW,
+                "full_collapse_groups": FULL_COLLAPSE_GROUPS,
+                "partial_collapse_share": PARTIAL_COLLAPSE_SHARE,
+                "uniform_entropy_gap": UNIFORM_ENTROPY_GAP,
+            },
+        }
+
+    def write(self, path: str | Path) -> None:
+        write_text_atomic(path, json.dumps(self.as_dict(), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: str | Path) -> "CollapseVerdict":
+        """The indicators of a written verdict (the verdict follows from them)."""
+        stored = json.loads(Path(path).read_text())
+        return cls(**{field.name: stored[field.name] for field in dataclasses.fields(cls)})
+
+
+def collapse_verdict(metrics: pd.DataFrame, out_dim: int, tiles_per_batch: int) -> CollapseVerdict:
+    """The collapse verdict of the pre-training metric rows `metrics` (step,
+    teacher_entropy, batch_entropy, prototypes) of a head of `out_dim` prototypes trained on
+    `tiles_per_batch` tiles per process: their means over the last COLLAPSE_WINDOW of the
+    steps."""
+    last_step = int(metrics["step"].iloc[-1])
+    window = metrics[metrics["step"] > last_step * (1 - COLLAPSE_WINDOW)]
+    means = window[["teacher_entropy", "batch_entropy", "prototypes"]].mean()
+    return CollapseVerdict(
+        first_step=int(window["step"].iloc[0]),
+        last_step=last_step,
+        teacher_entropy=float(means["teacher_entropy"]),
+        batch_entropy=float(means["batch_entropy"]),
+        prototypes=float(means["prototypes"]),
+        tiles_per_batch=tiles_per_batch,
+        out_dim=out_dim,
+    )

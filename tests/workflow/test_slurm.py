@@ -78,7 +78,7 @@ def write_config(workdir: Path, aois: dict[str, str]) -> Path:
 
 # The data of both AOIs, the pre-training, its attention maps and one fine-tuning run (not
 # the whole grid and results: each level of the DAG costs SLURM status checks).
-FINETUNE_RUN = "results/finetune/tiny-vit/attention-unet/finetuned/frac50/metrics.json"
+FINETUNE_RUN = "results/finetune/tiny-vit/attention-unet/finetuned/frac50/seed0/metrics.json"
 CLUSTER_TARGETS = (
     "results/tiny/stats.json",
     "results/broken/stats.json",

@@ -121,6 +121,9 @@ def test_the_workflow_pretrains_on_both_aois_and_writes_their_attention_maps(wor
     checkpoint = load_checkpoint(run / "checkpoint.pt")
     assert checkpoint["tiles"] == 2 * 26 and checkpoint["step"] == 13  # 52 tiles, batch 4
     assert len(pd.read_csv(run / "metrics.csv")) == 13
+    verdict = json.loads((run / "collapse.json").read_text())
+    assert verdict["verdict"] in ("ok", "partial collapse", "full collapse")
+    assert "collapse verdict" in (workdir / "logs/pretrain/tiny-vit.log").read_text()
     assert (workdir / "logs/pretrain/tiny-vit.log").is_file()
     for aoi in ("tiny", "tinydir"):
         maps = xr.open_zarr(run / f"attention/{aoi}.zarr")
@@ -142,7 +145,7 @@ FINETUNE_RUNS = [
 def test_the_workflow_runs_the_finetuning_grid_one_folder_per_run(workflow_run):
     workdir, _, _ = workflow_run
     for run in FINETUNE_RUNS:
-        folder = workdir / f"results/finetune/{run}/frac50"
+        folder = workdir / f"results/finetune/{run}/frac50/seed0"
         metrics = json.loads((folder / "metrics.json").read_text())
         assert 0 <= metrics["miou"] <= 1 and metrics["tiles"]["train"] == 13
         assert np.array(metrics["confusion_matrix"]).shape == (11, 11)
@@ -171,8 +174,10 @@ def test_the_workflow_writes_tables_figures_and_a_report(workflow_run):
         "pre-trained (teacher)",
         "pre-trained (student)",
         "random init (reference)",
+        "patch means (no network)",
     } and set(probe.split) == {"val", "test"}
     assert probe.patch_accuracy.between(0, 1).all()
+    assert (probe.patch_accuracy_low <= probe.patch_accuracy).all()
     report = workdir / "report.html"
     snakemake(workdir, "--report", str(report), "--configfile", str(configfile))
     assert report.stat().st_size > 100_000
@@ -188,7 +193,11 @@ def test_the_exported_weights_of_a_training_and_a_grid_on_weights_from_elsewhere
     table1 = pd.read_csv(workdir / "results/tables/table1_ext.csv", header=[0, 1], index_col=0)
     assert table1.shape == (2, 1) and not table1.isin(["missing"]).any().any()
     probe = pd.read_csv(workdir / "results/tables/probe_ext.csv")
-    assert set(probe.backbone) == {"pre-trained (exported)", "random init (reference)"}
+    assert set(probe.backbone) == {
+        "pre-trained (exported)",
+        "random init (reference)",
+        "patch means (no network)",
+    }
 
 
 def test_a_new_fraction_adds_only_its_runs(workflow_run):
@@ -207,8 +216,11 @@ def test_a_new_fraction_adds_only_its_runs(workflow_run):
 @pytest.mark.parametrize(
     ("target", "named"),
     [
-        ("results/finetune/tiny-vit/segformer/scratch/frac50/metrics.json", "'segformer'"),
-        ("results/finetune/tiny-vit/attention-unet/frozen/frac1/metrics.json", "fraction 1 %"),
+        ("results/finetune/tiny-vit/segformer/scratch/frac50/seed0/metrics.json", "'segformer'"),
+        (
+            "results/finetune/tiny-vit/attention-unet/frozen/frac1/seed0/metrics.json",
+            "fraction 1 %",
+        ),
     ],
 )
 def test_a_bad_run_path_fails_when_the_dag_is_built_naming_the_value(workflow_run, target, named):

@@ -1,8 +1,9 @@
 rule finetune:
     """One run of the fine-tuning grid: {model} with its ViT initialised by {init}
     (scratch, frozen, finetuned) from pre-training {pretrain}, trained on {fraction} % of
-    the fine-tuning AOI's labelled train tiles; best epoch on validation MIoU; MIoU,
-    per-class IoU and confusion matrix over the whole test split."""
+    the fine-tuning AOI's labelled train tiles with seed {seed} (the subset, initialisation
+    and data order); best epoch on validation MIoU; MIoU, per-class IoU and confusion
+    matrix over the whole test split."""
     input:
         unpack(finetune_inputs),
     output:
@@ -12,7 +13,9 @@ rule finetune:
     log:
         paths.FINETUNE_LOG,
     benchmark:
-        "benchmarks/runs/finetune/{pretrain}/{model}/{init}/frac{fraction}.tsv"
+        paths.FINETUNE_BENCHMARK
+    wildcard_constraints:
+        seed=r"\d+",
     conda:
         "../../envs/sarssl.yaml"
     threads: FINETUNE["threads"]

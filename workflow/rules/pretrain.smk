@@ -2,12 +2,14 @@ rule pretrain:
     """DINO pre-training of a timm ViT on the train tiles of the run's AOIs. One job; with
     gpus > 1 it runs torchrun inside (DDP, one process per GPU), with nodes > 1 one torchrun
     per node (srun, c10d rendezvous on the first node). A killed job resumes from
-    results/pretrain/{pretrain}/run/last.pt when rerun."""
+    results/pretrain/{pretrain}/run/last.pt when rerun. The collapse verdict of the
+    finished run (ok, partial or full collapse) goes to collapse.json and the log."""
     input:
         stats=pretrain_stats,
     output:
         checkpoint=paths.CHECKPOINT,
         metrics=paths.PRETRAIN_METRICS,
+        collapse=paths.PRETRAIN_COLLAPSE,
     log:
         "logs/pretrain/{pretrain}.log",
     benchmark:
@@ -63,10 +65,12 @@ rule attention_maps:
 
 rule export_weights:
     """The pre-trained backbone as timm loads it, for others: its weights (safetensors),
-    timm's config with the channel order and normalisation, and a model card."""
+    timm's config with the channel order and normalisation, and a model card (with the
+    collapse verdict and the evaluations)."""
     input:
         checkpoint=paths.CHECKPOINT,
         metrics=paths.PRETRAIN_METRICS,
+        collapse=paths.PRETRAIN_COLLAPSE,
         stats=pretrain_stats,
         probe=paths.path(paths.PROBE, format="csv"),
         emergent=paths.path(paths.EMERGENT, format="csv"),

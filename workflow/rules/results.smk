@@ -104,8 +104,9 @@ rule emergent_segmentation:
 
 rule knn_probe:
     """k-NN probe of the pre-trained backbone (teacher and student of a training, or the
-    exported one), and of a random-init ViT of the same architecture, on the val and test
-    tiles of the evaluation AOI."""
+    exported one), of a random-init ViT of the same architecture and of the patch means
+    (no network), on the val and test tiles of the evaluation AOI, with tile-bootstrap
+    95 % intervals of the scores and of their gains over random init."""
     input:
         unpack(evaluation_inputs),
     output:
@@ -189,11 +190,13 @@ rule figure_attention_predictions:
 
 
 rule figure_training_curves:
-    """Pre-training loss and collapse indicators; validation MIoU of the fine-tuning runs."""
+    """Pre-training loss and collapse indicators; validation MIoU of the fine-tuning runs
+    (of the first seed)."""
     input:
         pretrain=paths.PRETRAIN_METRICS,
+        collapse=paths.PRETRAIN_COLLAPSE,
         runs=lambda wildcards: metrics_files(
-            runs_of(wildcards.pretrain, TABLE1_MODELS + SI_MODELS)
+            shown_runs(wildcards.pretrain, TABLE1_MODELS + SI_MODELS)
         ),
     output:
         report(

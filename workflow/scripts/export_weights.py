@@ -14,6 +14,7 @@ with job_log(snakemake.log[0]) as log:
         describe_data(params.aois, params.config, stats),
         which=params.which,
         metrics=inputs.metrics,
+        collapse=inputs.collapse,
         probe=inputs.probe,
         emergent=inputs.emergent,
     )

@@ -1,6 +1,6 @@
 from sarssl.atomic import write_text_atomic
 from sarssl.logs import job_log
-from sarssl.probe import ProbeSettings, probe_table
+from sarssl.probe import ProbeSettings, probe_summary, probe_table
 from sarssl.results import frame_markdown
 
 with job_log(snakemake.log[0]) as log:
@@ -8,5 +8,5 @@ with job_log(snakemake.log[0]) as log:
     table = probe_table(params.backbone, params.store, ProbeSettings(**params.settings))
     write_text_atomic(snakemake.output.csv, table.to_csv(index=False))
     title = f"k-NN probe of patch features, {snakemake.wildcards.pretrain}"
-    write_text_atomic(snakemake.output.md, frame_markdown(table, title))
+    write_text_atomic(snakemake.output.md, frame_markdown(probe_summary(table), title))
     log.info("\n%s", table.to_string())

@@ -8,4 +8,5 @@ with job_log(snakemake.log[0]):
     params = snakemake.params
     settings = PretrainSettings.from_dict(params.settings)
     launch(settings, params.run_dir, params.gpus, params.nodes)
-    publish(params.run_dir, snakemake.output.checkpoint, snakemake.output.metrics)
+    outputs = snakemake.output
+    publish(params.run_dir, outputs.checkpoint, outputs.metrics, outputs.collapse)

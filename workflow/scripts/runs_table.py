@@ -1,8 +1,9 @@
 from sarssl.atomic import write_text_atomic
 from sarssl.logs import job_log
 from sarssl.results import collect_runs
+from sarssl.runs import Run
 
 with job_log(snakemake.log[0]) as log:
-    runs = collect_runs("results", [tuple(run) for run in snakemake.params.runs])
+    runs = collect_runs("results", [Run(*run) for run in snakemake.params.runs])
     write_text_atomic(snakemake.output[0], runs.to_csv(index=False))
     log.info("runs: %s", runs["status"].value_counts().to_dict())

@@ -1,11 +1,18 @@
 import json
 from pathlib import Path
 
-from sarssl.runs import grid_runs, run_file, runs_vit, settings_from_config, subset_size
+from sarssl.runs import (
+    Run,
+    grid_runs,
+    run_file,
+    runs_vit,
+    settings_from_config,
+    subset_size,
+)
 
 
 def finetune_runs():
-    """(pretrain, model, init, fraction) of every run of the grid in the config."""
+    """Every run (sarssl.runs.Run) of the grid in the config."""
     return grid_runs(FINETUNE)
 
 
@@ -29,14 +36,18 @@ def finetune_settings(wildcards):
         )
     if FINETUNE["aoi"] is None:
         raise ConfigError("config finetune.aoi is not set")
-    percent, aoi = float(wildcards.fraction), FINETUNE["aoi"]
-    check_fraction(percent)
-    return settings_from_config(
-        FINETUNE,
+    run = Run(
         wildcards.pretrain,
         wildcards.model,
         wildcards.init,
-        percent,
+        float(wildcards.fraction),
+        int(wildcards.seed),
+    )
+    aoi = FINETUNE["aoi"]
+    check_fraction(run.fraction)
+    return settings_from_config(
+        FINETUNE,
+        run,
         store=store(aoi),
         pretrain_checkpoint=backbone(wildcards.pretrain),
         attention_maps=paths.path(

@@ -1,6 +1,7 @@
 from dataclasses import fields
 
 from sarssl.probe import ProbeSettings
+from sarssl.runs import grid_seeds
 
 TABLE1_MODELS = ("attention-unet", "tokens-decoder")
 SI_MODELS = ("s1grd-unet", "s1grd-attention-unet")
@@ -35,7 +36,21 @@ def evaluation_maps(wildcards):
 
 
 def runs_of(pretrain, models):
-    return [run for run in finetune_runs() if run[0] == pretrain and run[1] in models]
+    return [
+        run
+        for run in finetune_runs()
+        if run.pretrain == pretrain and run.model in models
+    ]
+
+
+def shown_seed():
+    """The seed of the runs the figures show, one run per cell: the grid's first (that of
+    a grid without repeats)."""
+    return grid_seeds(FINETUNE)[0]
+
+
+def shown_runs(pretrain, models):
+    return [run for run in runs_of(pretrain, models) if run.seed == shown_seed()]
 
 
 def table(pattern, rule_caption):
@@ -54,13 +69,13 @@ def figure(name):
 
 def figure2_runs(wildcards):
     """Example predictions of the attention-only and S1GRD + attention U-Nets: the largest
-    fraction, pre-trained frozen backbone if in the grid."""
+    fraction, pre-trained frozen backbone if in the grid, the shown seed."""
     init = "frozen" if "frozen" in FINETUNE["inits"] else FINETUNE["inits"][0]
     fraction = max(FINETUNE["percents"])
     return {
         key: run_file(
             paths.RESULTS,
-            (wildcards.pretrain, model, init, fraction),
+            Run(wildcards.pretrain, model, init, fraction, shown_seed()),
             paths.FINETUNE_PREDICTIONS,
         ).as_posix()
         for key, model in (
