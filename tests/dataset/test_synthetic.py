@@ -10,7 +10,7 @@ from rasterio.transform import from_bounds
 from sarssl.dataset.bands import EXPORT_BANDS
 from sarssl.dataset.seasonal import stack_tile
 from sarssl.dataset.synthetic import pixel_coordinates, synthetic_tile, write_synthetic_tile
-from sarssl.dataset.synthetic.noise import value_noise
+from sarssl.dataset.synthetic.noise import value_noise, voronoi_objects
 from sarssl.dataset.synthetic.physics import (
     GRD_LOOKS,
     incidence_angle,
@@ -19,8 +19,11 @@ from sarssl.dataset.synthetic.physics import (
     terrain_db,
 )
 from sarssl.dataset.synthetic.scene import (
+    LAYERS,
+    OBJECT_SALT,
     VALUE_NOISE_STD,
     backscatter,
+    landscape,
     season_events,
     seasonal_levels,
 )
@@ -253,3 +256,14 @@ def test_files_are_written_as_the_earth_engine_export_writes_them(tmp_path):
     mtime = s1_path.stat().st_mtime_ns
     write_synthetic_tile(s1_path, label_path, BOUNDS, 64, "00000000000a1", 39)
     assert s1_path.stat().st_mtime_ns == mtime  # a rerun keeps complete tiles
+
+
+def test_a_field_is_one_object_its_land_cover_and_signature_share_the_outline():
+    transform = from_bounds(*BOUNDS, 100, 100)
+    x, y, _, _ = pixel_coordinates(transform, (100, 100), pad=1)
+    scene = landscape(x, y, 39)
+    fields = np.isin(scene.codes, (30, 40))
+    inner = (slice(1, -1), slice(1, -1))
+    parcels = voronoi_objects(x[inner], y[inner], LAYERS["parcel"], 39, OBJECT_SALT)[fields]
+    pairs = set(zip(parcels.tolist(), scene.objects[fields].tolist(), strict=True))
+    assert fields.mean() > 0.2 and len(pairs) == len(set(parcels.tolist()))

@@ -35,6 +35,9 @@ from .signatures import CLASS_MODELS, ClassTables, class_tables
 # Object sizes (Voronoi cell spacing, metres): fields of a few hectares, forest and natural
 # stands of ~15 ha, city blocks of ~1 ha, and stretches of water with one wind exposure.
 LAYERS: dict[str, float] = {"parcel": 220.0, "stand": 380.0, "block": 90.0, "water": 2000.0}
+# One tessellation per layer: a parcel's land cover (cropland or grassland) and its signature
+# belong to the same field.
+OBJECT_SALT = 60
 # Std of value noise: lattice values U(0, 1) (variance 1/12) interpolated with the smoothstep
 # s = 3f^2 - 2f^3, for which E[s^2 + (1 - s)^2] = 26/35 per axis.
 VALUE_NOISE_STD = float(np.sqrt(1 / 12) * 26 / 35)
@@ -82,7 +85,7 @@ def land_cover(x: np.ndarray, y: np.ndarray, terrain: np.ndarray, seed: int) -> 
     rx, ry = warp(x, y, 700.0, 2_500.0, seed, 110)
     river = fractal_noise(rx, ry, (15_000, 5_000), seed, 50)
     river_width = 0.002 + 0.005 * value_noise(x, y, 4_000.0, seed, 120)
-    parcel = keyed_uniform(voronoi_objects(x, y, LAYERS["parcel"], seed, 60), 3)
+    parcel = keyed_uniform(voronoi_objects(x, y, LAYERS["parcel"], seed, OBJECT_SALT), 3)
 
     codes = np.where(parcel < 0.6, 40, 30).astype(np.uint8)  # cropland or grassland parcels
     codes[(forest > 0.52) & (moisture < 0.45)] = 20  # shrubland
@@ -119,7 +122,7 @@ def object_keys(x: np.ndarray, y: np.ndarray, codes: np.ndarray, seed: int) -> n
         members = np.isin(codes, layer_codes(layer))
         if members.any():
             lx, ly = coordinates[layer]
-            keys[members] = voronoi_objects(lx[members], ly[members], cell_m, seed, 150)
+            keys[members] = voronoi_objects(lx[members], ly[members], cell_m, seed, OBJECT_SALT)
     # The class is part of the object: a parcel that is cropland here and grassland there is
     # two objects.
     return keys ^ (codes.astype(np.uint64) << np.uint64(56))
