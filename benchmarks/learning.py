@@ -19,8 +19,8 @@ val and test. This script writes the config, runs snakemake, and summarises:
 - context: the best classifier of single pixels (`separability_learning.csv`) against the
   U-Net on S1GRD at the highest fraction.
 
-Usage (the four variants and the fine-tuning comparison: about 75 minutes on 2 cores; with
-`--variants demo` alone about 40 minutes):
+Usage (`--variants demo` with the fine-tuning comparison took 60 minutes on 2 shared cores;
+the four variants add about 12 minutes each):
 
     python benchmarks/learning.py --workdir /tmp/learning --out benchmarks
 
