@@ -42,6 +42,9 @@ import yaml
 from matplotlib.figure import Figure
 from scipy import stats as scipy_stats
 
+from sarssl import paths
+from sarssl.runs import Run, grid_seeds, run_file
+
 REPO = Path(__file__).resolve().parents[1]
 # A box around the demo's, about 4 times its area.
 AOI_WKT = "POLYGON ((-1.15 41.55, -0.71 41.55, -0.71 41.89, -1.15 41.89, -1.15 41.55))"
@@ -97,13 +100,14 @@ def config(args: argparse.Namespace, wkt: Path) -> dict:
 
 
 def unet_targets(args: argparse.Namespace) -> list[str]:
-    """The U-Net on S1GRD at the highest fraction, each seed: not part of the tokens grid,
-    asked for by its run folder."""
-    return [
-        f"results/finetune/learning-{args.variants[0]}/s1grd-unet/scratch/"
-        f"frac{max(args.finetune_percents):g}/seed{seed}/metrics.json"
-        for seed in range(args.finetune_seeds)
+    """The U-Net on S1GRD at the highest fraction, each seed of the grid: not part of the
+    tokens grid, asked for by its run file."""
+    finetune = config(args, Path())["finetune"]
+    runs = [
+        Run(finetune["pretrain"][0], "s1grd-unet", "scratch", max(args.finetune_percents), seed)
+        for seed in grid_seeds(finetune)
     ]
+    return [str(run_file("results", run, paths.FINETUNE_METRICS)) for run in runs]
 
 
 def mean_interval(values: np.ndarray) -> str:

@@ -37,11 +37,14 @@ from ..geotiff import write_geotiff
 from ..grid import tile_bounds
 from ..sources import shard_manifest, write_csv
 from ..worldcover import WORLDCOVER_NODATA
-from .physics import METRES_PER_DEGREE_LON_EQUATOR, speckle_of_seasonal_mean
+from .physics import (
+    METRES_PER_DEGREE_LAT,
+    METRES_PER_DEGREE_LON_EQUATOR,
+    speckle_of_seasonal_mean,
+)
 from .scene import backscatter
 from .worldcover_map import worldcover_labels
 
-METRES_PER_DEGREE_LAT = 110_574.0
 # Acquisitions per season and track: Sentinel-1A and 1B together revisited every 6 days in
 # 2020 (15 per season); fewer where one satellite's plan skipped the area.
 ACQUISITIONS = (8, 20)

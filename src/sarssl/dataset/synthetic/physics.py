@@ -25,6 +25,8 @@
   two; white noise smoothed by a Gaussian of 1 pixel has 0.78 and 0.37.
 """
 
+from functools import cache
+
 import numpy as np
 from scipy.ndimage import gaussian_filter
 from scipy.special import digamma, polygamma
@@ -35,6 +37,7 @@ IW_SWATH_M = 250_000.0
 RELATIVE_ORBITS = 175
 REFERENCE_INCIDENCE_DEG = 37.5  # the middle of the IW swath: where class levels are given
 METRES_PER_DEGREE_LON_EQUATOR = 111_320.0
+METRES_PER_DEGREE_LAT = 110_574.0
 GRD_LOOKS = 4.4
 SPECKLE_CORRELATION_PX = 1.0
 LAYOVER_MIN_DEG = 3.0  # sin(theta_local) is held here: layover is bright, never infinite
@@ -103,6 +106,7 @@ def speckle_of_seasonal_mean(
     return (bias + std * correlated).astype(np.float32)
 
 
+@cache
 def smoothed_unit_std(sigma_px: float) -> float:
     """Std of unit white noise after scipy's 2-d Gaussian filter of `sigma_px`."""
     impulse = np.zeros((33, 33))
