@@ -23,21 +23,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from sarssl.dataset.bands import CHANNELS
-from sarssl.devices import default_device, device_description
+from sarssl.devices import bf16_peak, default_device, device_description
 from sarssl.pretrain import DINOTrainer
 from sarssl.pretrain_settings import PretrainSettings
-
-# Dense bf16 tensor-core peak (FLOP/s) by device name.
-BF16_PEAK = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12}
+from sarssl.training import counted_flops
 
 
 @torch.no_grad()
 def python_loop_ema(teacher: list, student: list, momentum: float) -> None:
     for t, s in zip(teacher, student, strict=True):
         t.mul_(momentum).add_((1 - momentum) * s.detach())
+
+
+def step_settings(architecture: str, batch: int, **overrides) -> PretrainSettings:
+    """Settings of a benchmarked step: the paper's crops and head unless overridden."""
+    # epochs: schedules are not used, the step gets fixed values.
+    base = dict(name="benchmark", architecture=architecture, stores=(), epochs=10, batch_size=batch)
+    return PretrainSettings(**(base | overrides))
 
 
 def crops_for(settings: PretrainSettings, batch: int, device: torch.device) -> list:
@@ -90,10 +94,9 @@ def step_memory(trainer: DINOTrainer, crops: list, variant: str) -> float:
     return (torch.cuda.max_memory_allocated(device) - resident) / 1e9
 
 
-def step_flops(trainer: DINOTrainer, crops: list) -> int:
-    counter = FlopCounterMode(display=False)
-    with counter:
-        trainer.step(
+def step_flops(trainer: DINOTrainer, crops: list) -> float:
+    return counted_flops(
+        lambda: trainer.step(
             crops,
             lr=1e-4,
             weight_decay=0.04,
@@ -101,11 +104,7 @@ def step_flops(trainer: DINOTrainer, crops: list) -> int:
             teacher_temp=0.01,
             freeze_last_layer=False,
         )
-    return counter.get_total_flops()
-
-
-def bf16_peak(name: str) -> float | None:
-    return next((peak for key, peak in BF16_PEAK.items() if key in name), None)
+    )
 
 
 def main() -> None:
@@ -122,16 +121,10 @@ def main() -> None:
 
     device = default_device()
     torch.backends.cuda.matmul.allow_tf32 = True
-    base = dict(
-        name="benchmark",
-        architecture=args.arch,
-        stores=(),
-        epochs=10,  # schedules are not used: the step gets fixed values
-        batch_size=args.batch,
-        out_dim=args.out_dim,
+    fast_settings = step_settings(
+        args.arch, args.batch, out_dim=args.out_dim, precision="auto", compile=args.compile
     )
-    fast_settings = PretrainSettings(**base, precision="auto", compile=args.compile)
-    baseline_settings = PretrainSettings(**base, precision="fp32")
+    baseline_settings = step_settings(args.arch, args.batch, out_dim=args.out_dim, precision="fp32")
     crops = crops_for(fast_settings, args.batch, device)
 
     # Both variants live side by side and alternate round by round (medians reported), so

@@ -45,13 +45,14 @@ AOI_WKT = "POLYGON ((-1.15 41.55, -0.88 41.55, -0.88 41.75, -1.15 41.75, -1.15 4
 GOALS = {"ViT-Tiny (25 % MFU)": 1450, "ViT-Base (40 % MFU)": 210}
 
 
-def build_store(workdir: Path) -> Path:
+def build_store(workdir: Path, tile_px: int = 448, aoi_wkt: str = AOI_WKT) -> Path:
+    """The store of a synthetic AOI, built by the pipeline itself."""
     workdir.mkdir(parents=True, exist_ok=True)
     wkt = workdir / "loader.wkt"
-    wkt.write_text(AOI_WKT)
+    wkt.write_text(aoi_wkt)
     config = {
         "aois": [{"name": "loader", "source": "synthetic", "wkt": str(wkt)}],
-        "data": {"tile_px": 448, "threads": 2},
+        "data": {"tile_px": tile_px, "threads": 2},
     }
     configfile = workdir / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))

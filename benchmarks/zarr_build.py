@@ -70,7 +70,7 @@ def fresh_store(workdir: Path, method: str, n_tiles: int, tile_px: int) -> Path:
 
 def naive(store: Path, manifest: Path, settings: BuildSettings) -> None:
     """Per tile: read, stack, and write one xarray region."""
-    bounds = open_arrays(store)[2]
+    bounds = open_arrays(store).bounds
     for t in read_manifest(manifest).itertuples():
         grid = TileGrid(tuple(bounds[t.index]), settings.tile_px, settings.pixel_m)
         tile = read_tile(t.tile, t.s1_path, t.label_path, grid, settings)
@@ -87,10 +87,10 @@ def naive(store: Path, manifest: Path, settings: BuildSettings) -> None:
 
 
 def loop(store: Path, manifest: Path, settings: BuildSettings) -> None:
-    s1grd, labels, bounds = open_arrays(store)
+    arrays = open_arrays(store)
     for t in read_manifest(manifest).itertuples():
-        grid = TileGrid(tuple(bounds[t.index]), settings.tile_px, settings.pixel_m)
-        process_tile(t.index, t.tile, t.s1_path, t.label_path, grid, s1grd, labels, settings)
+        grid = TileGrid(tuple(arrays.bounds[t.index]), settings.tile_px, settings.pixel_m)
+        process_tile(t.index, t.tile, t.s1_path, t.label_path, grid, arrays, settings)
 
 
 def measure(method: str, workdir: Path, n_tiles: int, tile_px: int, threads: int) -> dict:

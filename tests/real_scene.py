@@ -6,7 +6,8 @@ its 8 flips and transposes per season and orbit pass, mirrored beyond its edges,
 WorldCover codes of the São Tomé tile; both piecewise constant on cells of `cell_deg`
 anchored at (0°, 0°), so that a test can tell which pixels of a download hold one cell's
 value whatever the download's grid. Boxes of the scene can be masked (served as zeros, as
-Earth Engine encodes masked pixels) or served in linear power.
+Earth Engine encodes masked pixels), served in linear power, or shifted in one
+polarisation (`shifted`: water below -30 dB, built-up near 0 dB).
 
 `geetiles_download` runs geetiles 0.1.7's `GEETile.get_tile` (download, `rasterio.mask`,
 dtype cast, band names and the dataset's `post_process_tilefile`) for the tiles of a tiles
@@ -66,6 +67,9 @@ class RealScene:
     cell_deg: tuple[float, float] = (60 / 111_320, 60 / 111_320)  # (lon, lat): 60 m at 0°
     masked: list[tuple[Box, set[str]]] = field(default_factory=list)  # box, seasons masked
     linear: list[Box] = field(default_factory=list)  # boxes served in linear power
+    # Boxes where one polarisation is served shifted by some dB (box, VV or VH, dB): darker
+    # VH for calm water below geetiles' -30 dB, brighter VV for built-up near 0 dB.
+    shifted: list[tuple[Box, str, float]] = field(default_factory=list)
 
     def __post_init__(self):
         with rasterio.open(S1_CHIP) as src:
@@ -86,7 +90,11 @@ class RealScene:
         size = variant.shape[1]
         col, row = (np.mod(c, 2 * size).astype(np.int64) for c in self.cells(lon, lat))
         col, row = (np.where(c < size, c, 2 * size - 1 - c) for c in (col, row))  # mirrored
-        return variant[("VV", "VH").index(pol), row, col].astype(np.float64)
+        db = variant[("VV", "VH").index(pol), row, col].astype(np.float64)
+        for box, shifted_pol, offset in self.shifted:
+            if shifted_pol == pol:
+                db[_inside(box, lon, lat)] += offset
+        return db
 
     def label_codes(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """WorldCover codes at the centres of the points' cells, wrapped into LABEL_BOX."""

@@ -18,7 +18,7 @@ from sarssl.backbone import load_backbone, load_checkpoint
 from sarssl.data import StoreTiles, split_tiles
 from sarssl.dataset.bands import CHANNELS
 from sarssl.errors import ConfigError
-from sarssl.export import DataDescription, ExportError, export_backbone, read_export
+from sarssl.export import DataDescription, ExportError, export_backbone, hardware_use, read_export
 from sarssl.finetune import finetune
 from sarssl.runs import FinetuneSettings
 from sarssl.training import CollapseVerdict
@@ -189,3 +189,13 @@ def test_a_folder_without_weights_or_config_is_named(exported, tmp_path):
     shutil.copy(exported / "model.safetensors", folder)
     with pytest.raises(ConfigError, match=r"config\.json does not exist"):
         read_export(folder, TEST_TILE_PX, "w")
+
+
+def test_the_card_reports_mean_mfu_and_data_wait_where_measured():
+    metrics = pd.DataFrame({"mfu": [0.2, 0.3, np.nan], "data_wait_share": [0.5, 0.1, 0.3]})
+    lines = hardware_use(metrics)
+    assert lines[0].startswith("- Hardware use: mean MFU 25.0% of the device's dense bf16 peak")
+    assert lines[1].startswith("- The training loop waited for data 30.0% of its wall time")
+    cpu = pd.DataFrame({"mfu": [np.nan, np.nan], "data_wait_share": [0.2, 0.4]})
+    assert len(hardware_use(cpu)) == 2 and "MFU" not in hardware_use(cpu)[0]
+    assert hardware_use(pd.DataFrame({"loss": [1.0]})) == []

@@ -1,5 +1,6 @@
 """Fine-tuning (sarssl.finetune): frozen backbones unchanged, gradients reaching a
-fine-tuned backbone, reproducible runs, stored maps of other tiles refused."""
+fine-tuned backbone, reproducible runs, stored maps of other tiles refused, the attention
+maps read on their grid or upsampled through the baseline's U-Net."""
 
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import torch
 import zarr
 from conftest import TEST_TILE_PX
 
-from sarssl.backbone import load_checkpoint
+from sarssl.backbone import create_backbone, load_checkpoint
 from sarssl.data import StoreTiles, split_tiles
 from sarssl.dataset.worldcover import NUM_CLASSES
 from sarssl.errors import ConfigError
@@ -18,9 +19,11 @@ from sarssl.finetune import (
     finetune,
     loader,
     make_optimizer,
+    segmentation_model,
     train_epoch,
 )
 from sarssl.runs import FinetuneSettings, Run, settings_from_config, subset_size
+from sarssl.segmentation import TileUNet
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,14 @@ def pretrained(tiny_store, tiny_checkpoint):
 
 def run_settings(pretrained, model: str, init: str, **overrides) -> FinetuneSettings:
     store, checkpoint = pretrained
-    config = {"epochs": 2, "batch_size": 4, "width": 4, "loader_workers": 0, **overrides}
+    config = {
+        "epochs": 2,
+        "batch_size": 4,
+        "width": 4,
+        "loader_workers": 0,
+        "attention_input": "native",
+        **overrides,
+    }
     run = Run("tiny-vit", model, init, 50.0, 0)
     return settings_from_config(config, run, str(store), str(checkpoint), "", "student")
 
@@ -56,13 +66,39 @@ def test_a_frozen_backbone_is_unchanged_by_training(pretrained):
     assert not model.backbone.vit.training  # frozen means eval mode too
 
 
-@pytest.mark.parametrize("model_name", ["attention-unet", "tokens-decoder", "s1grd-attention-unet"])
-def test_gradients_reach_a_finetuned_backbone(pretrained, model_name):
-    model = one_epoch(run_settings(pretrained, model_name, "finetuned"))
+@pytest.mark.parametrize(
+    ("model_name", "attention_input"),
+    [
+        ("attention-unet", "native"),
+        ("attention-unet", "upsampled"),
+        ("tokens-decoder", "native"),
+        ("s1grd-attention-unet", "native"),
+    ],
+)
+def test_gradients_reach_a_finetuned_backbone(pretrained, model_name, attention_input):
+    settings = run_settings(pretrained, model_name, "finetuned", attention_input=attention_input)
+    model = one_epoch(settings)
+    at_the_tile = model_name == "s1grd-attention-unet" or attention_input == "upsampled"
+    assert isinstance(model, TileUNet) == at_the_tile
     grads = [p.grad for p in model.backbone.vit.parameters() if p.grad is not None]
     assert grads and any(bool(g.abs().sum() > 0) for g in grads)
     qkv = model.backbone.vit.blocks[-1].attn.qkv.weight
     assert not torch.equal(qkv, backbone_weights(pretrained[1])["blocks.11.attn.qkv.weight"])
+
+
+def test_the_upsampled_attention_unet_is_the_baselines_unet_on_the_maps():
+    vit = create_backbone("vit_tiny_patch16_224", 64)  # 3 heads on a 4 x 4 grid
+    maps = torch.rand(2, 3, 4, 4)
+    native, upsampled = (
+        segmentation_model("attention-unet", "frozen", vit, 64, 4, upsampled=u)
+        for u in (False, True)
+    )
+    baseline = segmentation_model("s1grd-unet", "scratch", None, 64, 4)
+    assert type(upsampled) is type(baseline) and type(native) is not type(baseline)
+    assert upsampled.unet.stem[0].in_channels == native.unet.stem[0].in_channels == 3
+    with torch.no_grad():
+        for model in (native, upsampled):
+            assert model.eval()(None, maps).shape == (2, NUM_CLASSES, 64, 64)
 
 
 def test_a_run_is_reproducible_on_the_cpu(pretrained):
@@ -82,7 +118,13 @@ def test_a_stored_map_run_rejects_maps_of_other_tiles(pretrained, tmp_path):
     store, checkpoint = pretrained
     maps = tmp_path / "maps.zarr"
     extract_attention_maps(checkpoint, store, maps, tmp_path / "tifs", geotiff_tiles=0)
-    config = {"epochs": 1, "batch_size": 4, "width": 4, "loader_workers": 0}
+    config = {
+        "epochs": 1,
+        "batch_size": 4,
+        "width": 4,
+        "loader_workers": 0,
+        "attention_input": "native",
+    }
     run = Run("tiny-vit", "attention-unet", "frozen", 50.0, 0)
     settings = settings_from_config(config, run, str(store), str(checkpoint), str(maps), "student")
     record, examples = finetune(settings)

@@ -3,13 +3,17 @@ against values worked out by hand."""
 
 import math
 
+import pandas as pd
 import pytest
 import torch
+import yaml
+from conftest import REPO
 
 from sarssl import plan as cost
 from sarssl.backbone import create_backbone
 from sarssl.cli import main
 from sarssl.pretrain_settings import PretrainSettings
+from sarssl.training import counted_flops
 
 
 def test_counted_vit_flops_follow_the_transformer_formula():
@@ -22,14 +26,14 @@ def test_counted_vit_flops_follow_the_transformer_formula():
         vit = create_backbone("vit_tiny_patch16_224", 224)
         image = torch.empty(1, 12, 224, 224)
     with torch.no_grad():
-        counted = cost._counted(lambda: vit(image))
+        counted = counted_flops(lambda: vit(image))
     assert counted == pytest.approx(expected, rel=1e-3)
 
 
 def test_the_plan_is_the_arithmetic_of_its_inputs(monkeypatch):
     monkeypatch.setattr(cost, "pretrain_flops_per_tile", lambda settings: 1e12)
     config = {
-        "aois": [{"name": "a", "n_shards": 1}],
+        "aois": [{"name": "a", "n_shards": 1, "max_tiles": None}],
         "data": {"tile_px": 448},
         "split": {"fractions": {"train": 0.6, "val": 0.2, "test": 0.2}},
         "gee": {"concurrency": 20},
@@ -37,7 +41,7 @@ def test_the_plan_is_the_arithmetic_of_its_inputs(monkeypatch):
         "finetune": {"aoi": None},
     }
     settings = PretrainSettings("p", "vit_tiny_patch16_224", (), epochs=10, batch_size=10)
-    result = cost.plan(config, {"a": 1000}, {"p": settings})
+    result = cost.plan(config, {"a": {"train": 600, "val": 200, "test": 200}}, {"p": settings})
     aoi, run = result["aois"]["a"], result["pretrain"]["p"]
     assert aoi["gee_requests"] == 2000
     assert aoi["gee_hours"] == pytest.approx(2000 * 10 / 20 / 3600)
@@ -56,3 +60,48 @@ def test_the_plan_command_prints_every_section(capsys, tmp_path):
                   "GPU-hours", "cores per GPU", "fine-tuning grid: 30 runs",
                   "tiles of demo estimated from the AOI's area"):  # fmt: skip
         assert words in text
+
+
+def test_max_tiles_costs_the_kept_tiles_and_the_plan_shows_them_per_split(monkeypatch):
+    monkeypatch.setattr(cost, "pretrain_flops_per_tile", lambda settings: 1e12)
+    config = {
+        "aois": [
+            {"name": "a", "n_shards": 1, "max_tiles": 500},
+            {"name": "b", "n_shards": 1, "max_tiles": None},
+        ],
+        "data": {"tile_px": 448},
+        "gee": {"concurrency": 20},
+        "pretrain": [{"name": "p", "aois": ["a", "b"], "gpus": 1, "nodes": 1}],
+        "finetune": {"aoi": None},
+    }
+    grid = {"a": {"train": 613, "val": 197, "test": 211}, "b": {"train": 6, "val": 2, "test": 2}}
+    settings = PretrainSettings("p", "vit_tiny_patch16_224", (), epochs=10, batch_size=10)
+    result = cost.plan(config, grid, {"p": settings})
+    a = result["aois"]["a"]
+    assert a["grid_tiles"] == 1021 and a["tiles"] == 500 and a["gee_requests"] == 1000
+    assert a["splits"] == {"train": 300, "val": 97, "test": 103}  # 300.2, 96.5, 103.3
+    assert result["aois"]["b"]["splits"] == grid["b"]
+    assert result["pretrain"]["p"]["train_tiles"] == 306
+    text = cost.describe(result)
+    assert "AOI a: 500 of its grid's 1,021 tiles (max_tiles 500" in text
+    assert "grid -> kept: train 613 -> 300, val 197 -> 97, test 211 -> 103" in text
+    assert "AOI b: 10 tiles\n  tiles per split: train 6, val 2, test 2" in text
+
+
+def test_the_plan_command_counts_a_split_grid_before_and_after_the_cap(capsys, tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["aois"][0] |= {"wkt": str(REPO / config["aois"][0]["wkt"]), "max_tiles": 40}
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    splits = tmp_path / "results" / "demo" / "grid" / "splits.csv"
+    splits.parent.mkdir(parents=True)
+    names = ["train"] * 61 + ["val"] * 19 + ["test"] * 20
+    pd.DataFrame({"identifier": [f"t{i}" for i in range(100)], "split": names}).to_csv(
+        splits, index=False
+    )
+    command = ["plan", "--configfile", str(configfile), "--results", str(tmp_path / "results")]
+    assert main(command) == 0
+    text = capsys.readouterr().out
+    assert "AOI demo: 40 of its grid's 100 tiles" in text
+    assert "train 61 -> 24, val 19 -> 8, test 20 -> 8" in text  # 24.4, 7.6, 8.0
+    assert "estimated" not in text

@@ -28,6 +28,7 @@ from sarssl.data import (
     make_loader,
     split_tiles,
 )
+from sarssl.devices import PEAK_ENVIRONMENT
 from sarssl.dino import DINOLoss
 from sarssl.launch import RENDEZVOUS_PORT, launcher_commands
 from sarssl.pretrain import (
@@ -58,8 +59,11 @@ def state_of(run_dir: Path) -> dict:
     return load_checkpoint(run_dir / CHECKPOINT_NAME)
 
 
-def test_training_logs_metrics_and_keeps_the_last_layer_frozen_as_configured(tiny_store, tmp_path):
+def test_training_logs_metrics_and_keeps_the_last_layer_frozen_as_configured(
+    tiny_store, tmp_path, monkeypatch
+):
     settings = tiny_settings(tiny_store, freeze_last_layer_epochs=2, loader_workers=1)
+    monkeypatch.setenv(PEAK_ENVIRONMENT, "0.2")  # the CPU has no known peak: one given
     train(settings, tmp_path)
     state = state_of(tmp_path)
     assert state["step"] == 12
@@ -75,6 +79,11 @@ def test_training_logs_metrics_and_keeps_the_last_layer_frozen_as_configured(tin
     assert probed.probe_accuracy.between(0, 1).all() and probed.probe_miou.between(0, 1).all()
     assert (probed.probe_s > 0).all()
     assert (metrics.teacher_temp.iloc[6:] == 0.001).all()
+    # Telemetry: MFU against the configured peak, no GPU memory on the CPU, the share of
+    # the time waited on the loader (its worker's start in the first row).
+    assert metrics.mfu.between(0, 1, inclusive="right").all()
+    assert metrics.peak_memory_gb.isna().all()
+    assert metrics.data_wait_share.between(0, 1).all()
     # The verdict of the finished run, from its metric rows and the 4 tiles per batch.
     verdict = CollapseVerdict.read(tmp_path / COLLAPSE_NAME)
     assert verdict == collapse_verdict(metrics, settings.out_dim, 4)

@@ -1,10 +1,16 @@
 """Pre-training settings from the config (sarssl.pretrain_settings): errors that name the
-run and the key."""
+run and the key; the paper's two readings of its learning rate."""
 
+import numpy as np
 import pytest
+import yaml
+from conftest import REPO
+from snakemake.utils import validate
 
+from sarssl.config import check, merge_configs
 from sarssl.errors import ConfigError
-from sarssl.pretrain_settings import settings_from_config
+from sarssl.pretrain import Schedules
+from sarssl.pretrain_settings import schedule_readings, settings_from_config
 
 
 def test_config_errors_name_the_run_and_the_key(tiny_store):
@@ -15,3 +21,49 @@ def test_config_errors_name_the_run_and_the_key(tiny_store):
         settings_from_config({**run, "architecture": "vit_tinny"}, {}, [str(tiny_store)], 32)
     with pytest.raises(ConfigError, match=r"warmup_epochs=10 must be within 0..epochs \(2\)"):
         settings_from_config(run, {"warmup_epochs": 10}, [str(tiny_store)], 32)
+
+
+def paper_settings(*overlays: str) -> dict:
+    """The paper's pre-training settings (by run name), with config overlays applied as
+    Snakemake applies several --configfile."""
+    config = {}
+    for name in ("paper.yaml", *overlays):
+        config = merge_configs(config, yaml.safe_load((REPO / "config" / name).read_text()))
+    validate(config, str(REPO / "config/schema.yaml"))
+    check(config)
+    return {
+        run["name"]: settings_from_config(run, config["dino"], ["store"], 448, config["probe"])
+        for run in config["pretrain"]
+    }
+
+
+def test_the_paper_lr_reads_flat_literally_and_as_dinos_cosine_with_the_overlay():
+    steps_per_epoch = 10
+    literal = paper_settings()["vittiny-europe"]
+    lr = Schedules.of(literal, steps_per_epoch).lr
+    warmup = literal.warmup_epochs * steps_per_epoch
+    # 1e-6 per 256 at a batch of 256 is 1e-6, DINO's min_lr: flat after the warm-up.
+    np.testing.assert_allclose(lr[warmup:], 1e-6, rtol=1e-9)
+    dino = paper_settings("paper_dino_lr.yaml")
+    assert set(dino) == {"vittiny-europe-dinolr", "vitbase-all-dinolr"}
+    lr = Schedules.of(dino["vittiny-europe-dinolr"], steps_per_epoch).lr
+    # Cosine from 5e-4 (per 256, batch 256) down to 1e-6: 0.5 (5e-4 + 1e-6) halfway, and
+    # 1e-6 + 0.5 (5e-4 - 1e-6) (1 + cos(pi (n - 1) / n)) at the last of its n steps.
+    n = len(lr) - warmup
+    last = 1e-6 + 0.5 * (5e-4 - 1e-6) * (1 + np.cos(np.pi * (n - 1) / n))
+    assert lr[warmup] == pytest.approx(5e-4) and lr[-1] == pytest.approx(last, rel=1e-9)
+    middle = warmup + (len(lr) - warmup) // 2
+    assert lr[middle] == pytest.approx(0.5 * (5e-4 + 1e-6))
+    assert (np.diff(lr[warmup:]) <= 0).all()
+    # Everything else is the literal run's.
+    same = {k: v for k, v in literal.as_dict().items() if k not in ("name", "lr")}
+    assert {k: dino["vittiny-europe-dinolr"].as_dict()[k] for k in same} == same
+
+
+def test_the_model_card_says_which_schedules_a_run_followed():
+    literal = schedule_readings(paper_settings()["vittiny-europe"].as_dict())
+    assert literal[0].startswith("Learning rate: 1e-06 per 256 tiles, i.e. 1e-06 at the batch")
+    assert "flat. This is the paper's lr 1e-6 read as DINO's --lr" in literal[0]
+    assert literal[1].startswith("Teacher temperature: falls from 0.01 to 0.001 over 5 epochs")
+    dino = schedule_readings(paper_settings("paper_dino_lr.yaml")["vitbase-all-dinolr"].as_dict())
+    assert "then a cosine to 1e-06." in dino[0] and "flat" not in dino[0]

@@ -1,5 +1,5 @@
 """Tables from hand-written metrics.json files (a missing and a failed run included, and
-cells over several seeds)."""
+cells over several seeds), captioned with how the runs read the attention maps."""
 
 import json
 from pathlib import Path
@@ -9,17 +9,32 @@ import pandas as pd
 import pytest
 
 from sarssl.dataset.worldcover import CLASSES
-from sarssl.results import MISSING, cell, collect_runs, markdown, si_table2, table1
-from sarssl.runs import Run, run_file
+from sarssl.results import (
+    MISSING,
+    attention_caption,
+    cell,
+    collect_runs,
+    markdown,
+    si_table2,
+    table1,
+    write_named_table,
+)
+from sarssl.runs import Run, run_attention_input, run_file
 
 FRACTIONS = [0.1, 1.0]
+UPSAMPLED = (
+    "Attention maps read upsampled (finetune.attention_input): upsampled (bilinear) to the "
+    "tile, then the U-Net at the tile's resolution."
+)
 
 
-def start(results: Path, run: Run) -> Path:
-    """A run's folder with its config, as the rule writes it before training."""
+def start(results: Path, run: Run, attention_input: str = "upsampled") -> Path:
+    """A run's folder with its config (the part the tables read), as the rule writes it
+    before training, under finetune.attention_input `attention_input`."""
     folder = run_file(results, run)
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text("{}")
+    settings = {"attention_input": run_attention_input(run.model, attention_input)}
+    (folder / "config.json").write_text(json.dumps(settings))
     return folder
 
 
@@ -102,14 +117,39 @@ def test_runs_csv_has_status_and_the_difference_to_scratch(grid):
     assert frame.loc[("tokens-decoder", "scratch", 1.0), "iou_Cropland"] == pytest.approx(0.44)
 
 
+def test_runs_csv_and_the_markdown_caption_say_how_the_maps_were_read(grid, tmp_path):
+    results, runs = grid  # the runs started under attention_input upsampled
+    frame = collect_runs(results, runs)
+    readings = frame.set_index(["model", "init", "fraction"])["attention_input"]
+    assert readings[("attention-unet", "frozen", 0.1)] == "upsampled"
+    assert pd.isna(readings[("tokens-decoder", "scratch", 0.1)])  # no maps into a U-Net
+    assert pd.isna(readings[("attention-unet", "finetuned", 1.0)])  # never started
+    csv_path, md_path = tmp_path / "t.csv", tmp_path / "t.md"
+    write_named_table("table1", frame, "vit", FRACTIONS, csv_path, md_path)
+    lines = md_path.read_text().splitlines()
+    assert lines[:3] == ["**Table 1, vit** (MIoU, %)", "", UPSAMPLED]
+    assert "Attention" not in csv_path.read_text()
+
+
+def test_a_grid_rerun_under_the_other_reading_shows_both_in_the_caption(tmp_path):
+    runs = [Run("vit", "attention-unet", init, 1.0, 0) for init in ("scratch", "frozen")]
+    start(tmp_path, runs[0], "upsampled")
+    start(tmp_path, runs[1], "native")
+    caption = attention_caption(collect_runs(tmp_path, runs))
+    assert caption.startswith("Attention maps read native (finetune.attention_input): on the")
+    assert caption.endswith(UPSAMPLED)
+
+
 def test_si_table2_layout(tmp_path):
     runs = [Run("vit", "s1grd-unet", "scratch", 1.0, 0)] + [
         Run("vit", "s1grd-attention-unet", init, 1.0, 0) for init in ("scratch", "frozen")
     ]
     write_metrics(tmp_path, runs[0], 0.5)
     write_metrics(tmp_path, runs[2], 0.55)
-    table = si_table2(collect_runs(tmp_path, runs), "vit", [1.0])
+    frame = collect_runs(tmp_path, runs)
+    table = si_table2(frame, "vit", [1.0])
     assert table.loc["U-Net on S1GRD only", "1 %"] == "50.0"
+    assert attention_caption(frame) == UPSAMPLED  # SI Table 2's maps, always
     frozen = "U-Net on S1GRD + attention maps, with pre-training (backbone frozen)"
     assert table.loc[frozen, "1 %"] == "55.0"
     assert table.loc["U-Net on S1GRD + attention maps, from scratch", "1 %"] == "missing"
@@ -157,6 +197,7 @@ def test_the_tables_command_writes_every_table_of_a_grid_in_progress(grid, tmp_p
     assert main(["tables", "--configfile", str(config), "--results", str(results)]) == 0
     tables = results / "tables"
     assert "missing" in (tables / "table1_vit.md").read_text()
+    assert UPSAMPLED in (tables / "table1_vit.md").read_text()
     si = pd.read_csv(tables / "si_table2_vit.csv", index_col=0)
     assert (si == "missing").all().all()  # no U-Net run has finished
     runs = pd.read_csv(tables / "runs.csv")

@@ -1,6 +1,8 @@
 """The fine-tuning grid's vocabulary (sarssl.runs): nested subsets per seed, one folder per
-run and seed, unknown models and initialisations named."""
+run and seed, unknown models and initialisations named, the attention-map reading only in
+the settings of the runs it changes."""
 
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -8,7 +10,15 @@ import pytest
 from sarssl.data import TileRef
 from sarssl.errors import ConfigError
 from sarssl.finetune import fraction_subset
-from sarssl.runs import Run, check_run, grid_runs, run_file, subset_size
+from sarssl.runs import (
+    FinetuneSettings,
+    Run,
+    check_run,
+    grid_runs,
+    run_file,
+    settings_from_config,
+    subset_size,
+)
 
 
 def test_subsets_are_nested_deterministic_and_never_empty():
@@ -56,3 +66,38 @@ def test_unknown_models_and_initialisations_are_named():
         check_run("segformer", "scratch")
     with pytest.raises(ConfigError, match="s1grd-unet has no initialisation 'frozen'"):
         check_run("s1grd-unet", "frozen")
+
+
+def run_settings(model: str, attention_input: str) -> dict:
+    """A run's settings as the finetune rule's params hold them (and config.json)."""
+    run = Run("vit", model, "scratch", 1.0, 0)
+    finetune = {"attention_input": attention_input}
+    settings = settings_from_config(finetune, run, "s.zarr", "vit.pt", "maps.zarr", "student")
+    return asdict(settings)
+
+
+def test_only_the_attention_map_unet_runs_carry_the_attention_input():
+    native, upsampled = (run_settings("attention-unet", r) for r in ("native", "upsampled"))
+    assert {key for key in native if native[key] != upsampled[key]} == {"attention_input"}
+    assert upsampled["attention_input"] == "upsampled"
+    # The others' settings, and so their runs, do not depend on it.
+    for model, fixed in [
+        ("s1grd-unet", None),
+        ("tokens-decoder", None),
+        ("s1grd-attention-unet", "upsampled"),  # SI Table 2's maps: always at the tile
+    ]:
+        assert run_settings(model, "native") == run_settings(model, "upsampled")
+        assert run_settings(model, "native")["attention_input"] == fixed
+
+
+def test_the_params_form_of_the_settings_gives_the_settings_back():
+    settings = run_settings("attention-unet", "upsampled")
+    assert asdict(FinetuneSettings(**settings)) == settings
+
+
+def test_a_reading_a_model_cannot_have_is_named():
+    common = {"pretrain": "vit", "init": "scratch", "fraction": 1.0, "store": "s.zarr"}
+    with pytest.raises(ConfigError, match=r"attention-unet: attention_input None, not one of"):
+        FinetuneSettings(**common, model="attention-unet", checkpoint="vit.pt")
+    with pytest.raises(ConfigError, match=r"s1grd-unet: attention_input 'upsampled'"):
+        FinetuneSettings(**common, model="s1grd-unet", attention_input="upsampled")

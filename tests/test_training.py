@@ -1,19 +1,24 @@
 """The training utilities (sarssl.training): per-parameter clipping, the weight-decay
-groups, and the collapse verdict on metric rows of known answer."""
+groups, the collapse verdict on metric rows of known answer, and the telemetry: MFU on a
+known FLOP count, the time waited on a loader made slow on purpose."""
 
 import json
 import math
+import time
 
 import pandas as pd
 import pytest
 import torch
 from conftest import tiny_settings
+from torch.utils.data import DataLoader, Dataset
 
+from sarssl.devices import PEAK_ENVIRONMENT, bf16_peak, mfu, peak_flops
 from sarssl.pretrain import (
     create_network,
 )
 from sarssl.training import (
     CollapseVerdict,
+    DataWait,
     clip_gradients_per_parameter,
     collapse_verdict,
     parameter_groups,
@@ -117,3 +122,48 @@ def test_the_verdict_is_written_as_json_and_read_back(tmp_path):
     assert stored["verdict"] == "partial collapse" and stored["groups"] == pytest.approx(2)
     assert stored["thresholds"]["partial_collapse_share"] == 0.5
     assert CollapseVerdict.read(tmp_path / "collapse.json") == result
+
+
+def test_mfu_is_the_model_flops_per_second_over_the_peak():
+    # 2 TFLOP per step at 50 steps/s: 100 TFLOP/s, of an H100's 989.4 dense bf16 TFLOP/s.
+    assert mfu(2e12, 50.0, 989.4e12) == pytest.approx(100 / 989.4)
+    assert mfu(2e12, 50.0, None) is None
+
+
+def test_the_peak_is_read_from_the_device_name_or_configured(monkeypatch):
+    assert bf16_peak("NVIDIA H100 80GB HBM3") == 989.4e12  # SXM
+    assert bf16_peak("NVIDIA H100 PCIe") == 756e12
+    assert bf16_peak("NVIDIA A100-SXM4-80GB") == 312e12
+    assert bf16_peak("NVIDIA GeForce RTX 3090") is None
+    monkeypatch.delenv(PEAK_ENVIRONMENT, raising=False)
+    assert peak_flops(torch.device("cpu")) is None  # no MFU on the CPU ...
+    monkeypatch.setenv(PEAK_ENVIRONMENT, "0.5")
+    assert peak_flops(torch.device("cpu")) == 0.5e12  # ... unless a peak is configured
+
+
+class SlowTiles(Dataset):
+    """Items that take `seconds` each to read."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __len__(self) -> int:
+        return 64
+
+    def __getitem__(self, position: int) -> int:
+        time.sleep(self.seconds)
+        return position
+
+
+@pytest.mark.parametrize("step_s", [0.02, 0.06])
+def test_the_data_wait_share_is_the_time_blocked_on_the_loader(step_s):
+    """A batch of 2 items of 10 ms each takes 20 ms to load in the loop's own process;
+    steps of 20 or 60 ms make the wait 1/2 or 1/4 of the wall time."""
+    loader = DataLoader(SlowTiles(0.01), batch_size=2)
+    waits = DataWait()
+    start = time.perf_counter()
+    for _batch in waits.batches(loader):
+        time.sleep(step_s)
+    share = waits.take() / (time.perf_counter() - start)
+    assert share == pytest.approx(0.02 / (0.02 + step_s), abs=0.08)
+    assert waits.take() == 0.0  # taken: counted afresh

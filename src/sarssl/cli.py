@@ -21,9 +21,19 @@ import yaml
 from snakemake.utils import validate
 
 from . import paths
+from .config import merge_configs
 from .dataset.bands import aoi_datasets
 from .dataset.gee import ENDPOINTS, export_requests
-from .dataset.grid import build_tile_grid, read_aoi, read_tiles, tile_bounds
+from .dataset.grid import (
+    apportion,
+    build_tile_grid,
+    geographic_split,
+    read_aoi,
+    read_splits,
+    read_tiles,
+    split_counts,
+    tile_bounds,
+)
 from .errors import ConfigError
 
 # Half a tile's side around the AOI's representative point: enough for geetiles to place
@@ -31,8 +41,11 @@ from .errors import ConfigError
 EXAMPLE_BOX_DEG = 0.03
 
 
-def load_config(configfile: Path, schema: Path) -> dict:
-    config = yaml.safe_load(configfile.read_text())
+def load_config(configfiles: list[Path], schema: Path) -> dict:
+    """The config files merged in order, as Snakemake merges several --configfile."""
+    config: dict = {}
+    for path in configfiles:
+        config = merge_configs(config, yaml.safe_load(path.read_text()))
     validate(config, str(schema))
     return config
 
@@ -47,12 +60,12 @@ def aoi_entry(config: dict, name: str) -> dict:
 
 
 def aoi_tiles(config: dict, aoi_name: str, results: Path) -> tuple[gpd.GeoDataFrame, int, bool]:
-    """Tiles of an AOI: the grid when it is built (exact count), else one example chip that
-    geetiles places around the AOI's representative point and the count estimated from the
-    AOI's area."""
+    """Tiles of an AOI's whole grid: the grid when it is built (exact count), else one example
+    chip that geetiles places around the AOI's representative point and the count estimated
+    from the AOI's area."""
     aoi = aoi_entry(config, aoi_name)
     chip_m = config["data"]["tile_px"] * config["data"]["pixel_m"]
-    tiles_path = paths.under(results, paths.TILES, aoi=aoi_name)
+    tiles_path = paths.under(results, paths.GRID, aoi=aoi_name)
     if aoi["source"] == "geetiles_dir":
         tiles_path = Path(aoi["tiles_file"])
     if tiles_path.is_file():
@@ -72,9 +85,25 @@ def aoi_tiles(config: dict, aoi_name: str, results: Path) -> tuple[gpd.GeoDataFr
     return tiles, round(area_m2 / chip_m**2), False
 
 
+def grid_split_counts(config: dict, aoi_name: str, results: Path) -> tuple[dict[str, int], bool]:
+    """Tiles per split of an AOI's whole grid, and whether counted: from its splits file, else
+    geetiles' split of its grid when built, else the estimate from the AOI's area shared by
+    split.fractions."""
+    splits_path = paths.under(results, paths.GRID_SPLITS, aoi=aoi_name)
+    if splits_path.is_file():
+        return split_counts(read_splits(splits_path)), True
+    tiles, count, exact = aoi_tiles(config, aoi_name, results)
+    split = config["split"]
+    if exact:
+        splits = geographic_split(tiles, split["nbands"], split["angle"], split["fractions"])
+        return split_counts(splits), True
+    return apportion(count, split["fractions"]), False
+
+
 def gee_plan(config: dict, aoi_name: str, results: Path) -> dict:
-    """Tile count (exact when the grid exists, else estimated from the AOI's area) and, for
-    one tile, the exact requests. Makes no network call."""
+    """Tile count of the grid (exact when it exists, else estimated from the AOI's area), the
+    tiles exported (max_tiles of them, when set) and, for one tile, the exact requests.
+    Makes no network call."""
     aoi = aoi_entry(config, aoi_name)
     data = config["data"]
     tiles, count, exact = aoi_tiles(config, aoi_name, results)
@@ -87,6 +116,8 @@ def gee_plan(config: dict, aoi_name: str, results: Path) -> dict:
         "tiles": count,
         "tiles_exact": exact,
         "tiles_note": None if exact else "estimated from the AOI's area; its grid is not built yet",
+        "max_tiles": aoi["max_tiles"],
+        "tiles_exported": count if aoi["max_tiles"] is None else min(count, aoi["max_tiles"]),
         "example_tile": str(tiles.identifier.iloc[0]),
         "endpoint": ENDPOINTS[gee["endpoint"]],
         "requests": {r.dataset: r.describe(bounds, data["tile_px"]) for r in requests},
@@ -98,7 +129,7 @@ def cost_plan(config: dict, results: Path) -> str:
     from .plan import describe, plan
     from .pretrain_settings import settings_from_config
 
-    counts = {a["name"]: aoi_tiles(config, a["name"], results)[1:] for a in config["aois"]}
+    counts = {a["name"]: grid_split_counts(config, a["name"], results) for a in config["aois"]}
     settings = {
         run["name"]: settings_from_config(
             run,
@@ -111,7 +142,12 @@ def cost_plan(config: dict, results: Path) -> str:
     }
     result = plan(config, {name: count for name, (count, _) in counts.items()}, settings)
     estimated = [name for name, (_, exact) in counts.items() if not exact]
-    note = f"\n(tiles of {', '.join(estimated)} estimated from the AOI's area)" if estimated else ""
+    note = (
+        f"\n(tiles of {', '.join(estimated)} estimated from the AOI's area, per split by "
+        "split.fractions: the bands' shares are counted once the grid is built)"
+        if estimated
+        else ""
+    )
     return describe(result) + note
 
 
@@ -121,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = commands.add_parser(
         "gee-plan", help="print, without network, what the export of an AOI requests"
     )
-    plan.add_argument("--configfile", type=Path, default=Path("config/config.yaml"))
+    plan.add_argument("--configfile", type=Path, nargs="+", default=[Path("config/config.yaml")])
     plan.add_argument("--schema", type=Path, default=Path("config/schema.yaml"))
     plan.add_argument("--results", type=Path, default=Path("results"))
     plan.add_argument("--aoi", required=True)
@@ -146,10 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     cost = commands.add_parser(
         "plan", help="print the cost plan of a config: tiles, Earth Engine, store, GPU-hours"
     )
-    cost.add_argument("--configfile", type=Path, default=Path("config/config.yaml"))
+    cost.add_argument("--configfile", type=Path, nargs="+", default=[Path("config/config.yaml")])
     cost.add_argument("--schema", type=Path, default=Path("config/schema.yaml"))
     cost.add_argument("--results", type=Path, default=Path("results"))
-    tables.add_argument("--configfile", type=Path, default=Path("config/config.yaml"))
+    tables.add_argument("--configfile", type=Path, nargs="+", default=[Path("config/config.yaml")])
     tables.add_argument("--schema", type=Path, default=Path("config/schema.yaml"))
     tables.add_argument("--results", type=Path, default=Path("results"))
     args = parser.parse_args(argv)

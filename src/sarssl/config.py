@@ -13,6 +13,18 @@ RENAMED = {
 }
 
 
+def merge_configs(base: Mapping, overlay: Mapping) -> dict:
+    """`overlay` on top of `base` as Snakemake merges several --configfile: mappings merge
+    key by key, anything else (lists included) is replaced."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_configs(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def refuse_renamed(config: Mapping) -> None:
     """Before the schema: an old key fails naming its new name."""
     for (section, key), new in RENAMED.items():

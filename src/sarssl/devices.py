@@ -1,7 +1,8 @@
-"""Where the networks run: the device's name, and bf16 autocast where it pays (float32
-elsewhere)."""
+"""Where the networks run: the device's name, its dense bf16 peak and the model FLOP
+utilisation (MFU) reached on it, and bf16 autocast where it pays (float32 elsewhere)."""
 
 import contextlib
+import os
 import platform
 from typing import Literal
 
@@ -37,3 +38,42 @@ def device_description(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     cpu = platform.processor() or platform.machine()
     return f"CPU {cpu}, {torch.get_num_threads()} threads"
+
+
+# Dense (no 2:4 sparsity) bf16 tensor-core peak in FLOP/s by a part of the device's name,
+# from NVIDIA's datasheets (which print twice these figures "with sparsity"); the first key
+# found in the name wins, so the PCIe H100 comes before the SXM one.
+BF16_PEAK_FLOPS = {
+    "H100 PCIe": 756e12,
+    "H100": 989.4e12,
+    "H200": 989.4e12,
+    "A100": 312e12,
+    "L40S": 362.05e12,
+}
+# A peak for a device not in the table (the CPU, another GPU), in TFLOP/s.
+PEAK_ENVIRONMENT = "SARSSL_PEAK_TFLOPS"
+
+
+def bf16_peak(name: str) -> float | None:
+    """The dense bf16 peak (FLOP/s) of the device called `name`; None when unknown."""
+    return next((peak for key, peak in BF16_PEAK_FLOPS.items() if key in name), None)
+
+
+def peak_flops(device: torch.device) -> float | None:
+    """The peak MFU is measured against: SARSSL_PEAK_TFLOPS where set, else the GPU's
+    dense bf16 peak from the table; None on the CPU or an unknown GPU (no MFU then)."""
+    configured = os.environ.get(PEAK_ENVIRONMENT)
+    if configured:
+        return float(configured) * 1e12
+    return bf16_peak(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
+
+
+def mfu(flops_per_step: float, steps_per_s: float, peak: float | None) -> float | None:
+    """Model FLOP utilisation: the model FLOP/s achieved over the peak; None without one."""
+    return flops_per_step * steps_per_s / peak if peak else None
+
+
+def peak_memory_gb(device: torch.device) -> float | None:
+    """GPU memory the process's tensors have peaked at since it started (torch's caching
+    allocator, GB); None on the CPU, where torch does not count it."""
+    return torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None

@@ -37,6 +37,7 @@ from .data import Normalisation
 from .dataset.bands import CHANNELS
 from .errors import ConfigError, SarsslError
 from .paths import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
+from .pretrain_settings import schedule_readings
 from .probe import probe_summary
 from .results import frame_markdown
 from .training import CollapseVerdict
@@ -215,6 +216,30 @@ def export_backbone(
     return out_dir
 
 
+def hardware_use(metrics: pd.DataFrame) -> list[str]:
+    """The model card's sentences on MFU and data wait, from metrics.csv's telemetry columns
+    (left out where a column is absent or empty, e.g. MFU on a CPU)."""
+    means = {
+        column: metrics[column].mean()
+        for column in ("mfu", "data_wait_share")
+        if column in metrics and metrics[column].notna().any()
+    }
+    lines = []
+    if "mfu" in means:
+        lines.append(
+            f"- Hardware use: mean MFU {means['mfu']:.1%} of the device's dense bf16 peak (the "
+            "model FLOPs of a step, counted once at the start with torch.utils.flop_counter, "
+            "over the measured step rate)."
+        )
+    if "data_wait_share" in means:
+        lines.append(
+            f"- The training loop waited for data {means['data_wait_share']:.1%} of its wall "
+            "time (time blocked on the loader's next batch over the time between metric rows; "
+            "the first row includes the workers' start)."
+        )
+    return [*lines, ""] if lines else []
+
+
 def model_card(
     settings: Mapping,
     state: Mapping,
@@ -291,6 +316,8 @@ def model_card(
         "|---|---|---|",
         *(f"| {key} | {mine} | {theirs} |" for key, (mine, theirs) in differ.items()),
         "",
+        *(f"- {sentence}" for sentence in schedule_readings(settings)),
+        "",
     ]
     if metrics and Path(metrics).is_file():
         frame = pd.read_csv(metrics)
@@ -300,6 +327,7 @@ def model_card(
             f"teacher entropy {last['teacher_entropy']:.4f}, entropy of the batch-mean "
             f"teacher {last['batch_entropy']:.3f}, prototypes per batch {last['prototypes']:.1f}.",
             "",
+            *hardware_use(frame),
         ]
     verdict = CollapseVerdict.read(collapse) if collapse else None
     if verdict:

@@ -34,7 +34,7 @@ from .dino import cosine_schedule
 from .errors import ConfigError
 from .metrics import ConfusionMatrix, mean_iou, per_class_iou
 from .runs import FinetuneSettings, format_fraction, runs_vit, subset_size, uses_vit
-from .segmentation import AttentionMapsUNet, Backbone, S1AttentionUNet, TokenDecoder
+from .segmentation import AttentionMapsUNet, Backbone, TileUNet, TokenDecoder
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +77,22 @@ def check_attention_store(attention_store: str, store: str) -> None:
 
 
 def segmentation_model(
-    model: str, init: str, vit: nn.Module | None, tile_px: int, width: int
+    model: str, init: str, vit: nn.Module | None, tile_px: int, width: int, upsampled: bool = False
 ) -> nn.Module:
     """The network of a run around `vit`: its frozen or trained backbone where the run runs
-    a ViT, only its head count where it reads stored maps; None for the S1GRD U-Net."""
+    a ViT, only its head count where it reads stored maps; None for the S1GRD U-Net.
+    `upsampled`: the attention-map U-Net reads the maps upsampled to the tile, through SI
+    Table 2's U-Net (finetune.attention_input; by default on the token grid)."""
     if vit is None:
-        return S1AttentionUNet(None, len(CHANNELS), 0, NUM_CLASSES, tile_px, width)
+        return TileUNet(None, len(CHANNELS), 0, NUM_CLASSES, tile_px, width)
     heads = vit.blocks[-1].attn.num_heads
     backbone = Backbone(vit, frozen=init == "frozen") if runs_vit(model, init) else None
-    if model == "attention-unet":
-        return AttentionMapsUNet(backbone, heads, NUM_CLASSES, tile_px, width)
     if model == "tokens-decoder":
         return TokenDecoder(backbone, NUM_CLASSES, width)
-    return S1AttentionUNet(backbone, len(CHANNELS), heads, NUM_CLASSES, tile_px, width)
+    if model == "attention-unet" and not upsampled:
+        return AttentionMapsUNet(backbone, heads, NUM_CLASSES, tile_px, width)
+    channels = len(CHANNELS) if model == "s1grd-attention-unet" else 0
+    return TileUNet(backbone, channels, heads, NUM_CLASSES, tile_px, width)
 
 
 def build_model(settings: FinetuneSettings) -> tuple[nn.Module, Normalisation]:
@@ -102,7 +105,10 @@ def build_model(settings: FinetuneSettings) -> tuple[nn.Module, Normalisation]:
     vit = pretrained.network
     if settings.init == "scratch":
         vit = create_backbone(pretrained.architecture, pretrained.tile_px)
-    model = segmentation_model(settings.model, settings.init, vit, tile_px, settings.width)
+    upsampled = settings.attention_input == "upsampled"
+    model = segmentation_model(
+        settings.model, settings.init, vit, tile_px, settings.width, upsampled
+    )
     return model, pretrained.normalisation
 
 

@@ -12,6 +12,10 @@ JOB_BENCHMARKS = "benchmarks/runs"
 # Data, per AOI. geetiles names a grid `{aoi}_partitions_aschips_{hash}.geojson`; the
 # pipeline drops the hash so that the path is known before the grid exists.
 TILES_NAME = "{aoi}_partitions_aschips.geojson"
+# The AOI's whole grid and its geographic split; TILES and SPLITS are the tiles kept of it
+# (all of them unless the AOI sets max_tiles): those the sources export and the store holds.
+GRID = "results/{aoi}/grid/" + TILES_NAME
+GRID_SPLITS = "results/{aoi}/grid/splits.csv"
 TILES = "results/{aoi}/tiles/" + TILES_NAME
 SPLITS = "results/{aoi}/splits.csv"
 SOURCE_MANIFEST = "results/{aoi}/source/{source}/shard{shard}.csv"

@@ -1,6 +1,7 @@
 """Cost plan of a configuration: tiles, the Earth Engine export, the store, pre-training and
 the fine-tuning grid, from the config and per-unit figures. Each number is given with the
-assumption it rests on.
+assumption it rests on. Every cost is that of the tiles an AOI keeps: all of its grid, or
+`max_tiles` of them (sarssl.dataset.grid.split_quotas gives each split's).
 
 Model FLOPs are counted with torch.utils.flop_counter on the `meta` device (shapes only, no
 computation): one pre-training step per tile (forward and backward of the student over all
@@ -13,16 +14,18 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from .backbone import create_backbone
 from .dataset.bands import CHANNELS
+from .dataset.grid import split_quotas
+from .devices import BF16_PEAK_FLOPS
 from .finetune import segmentation_model
-from .pretrain import create_network
-from .pretrain_settings import PretrainSettings
+from .pretrain import pretrain_flops_per_tile
+from .pretrain_settings import PretrainSettings, schedule_readings
 from .runs import FinetuneSettings, grid_runs, subset_size, uses_stored_maps, uses_vit
+from .training import counted_flops
 
-H100_BF16_PEAK = 989.4e12  # dense bf16 tensor-core FLOP/s (NVIDIA's H100 SXM datasheet)
+H100_BF16_PEAK = BF16_PEAK_FLOPS["H100"]  # dense bf16 tensor-core FLOP/s, H100 SXM
 
 
 @dataclass(frozen=True)
@@ -44,45 +47,22 @@ class Assumptions:
     worker_ms_per_tile: float = 8.0
 
 
-def _counted(run) -> float:
-    counter = FlopCounterMode(display=False)
-    with counter:
-        run()
-    return float(counter.get_total_flops())
-
-
-def pretrain_flops_per_tile(settings: PretrainSettings) -> float:
-    """Model FLOPs of one DINO step per tile."""
-    with torch.device("meta"):
-        student, teacher = create_network(settings, 0.0), create_network(settings, 0.0)
-        spec = settings.crops
-        crops = [
-            torch.empty(1, len(CHANNELS), spec.size(v), spec.size(v)) for v in range(spec.n_crops)
-        ]
-
-    def step():
-        student(crops).sum().backward()
-        with torch.no_grad():
-            teacher(crops[:2])
-
-    return _counted(step)
-
-
 def finetune_flops_per_tile(
-    model: str, init: str, architecture: str, tile_px: int, width: int
+    model: str, init: str, architecture: str, tile_px: int, width: int, upsampled: bool
 ) -> tuple[float, float]:
-    """(training step, evaluation) model FLOPs per tile of one run of the grid."""
+    """(training step, evaluation) model FLOPs per tile of one run of the grid; `upsampled`:
+    the attention-map U-Net at the tile's resolution (finetune.attention_input)."""
     with torch.device("meta"):
         vit = create_backbone(architecture, tile_px) if uses_vit(model) else None
-        network = segmentation_model(model, init, vit, tile_px, width)
+        network = segmentation_model(model, init, vit, tile_px, width, upsampled=upsampled)
         image = torch.empty(1, len(CHANNELS), tile_px, tile_px)
         maps = None
         if uses_stored_maps(model, init):
             grid = vit.patch_embed.dynamic_feat_size((tile_px, tile_px))
             maps = torch.empty(1, vit.blocks[-1].attn.num_heads, *grid)
-    train = _counted(lambda: network(image, maps).sum().backward())
+    train = counted_flops(lambda: network(image, maps).sum().backward())
     with torch.no_grad():
-        evaluation = _counted(lambda: network(image, maps))
+        evaluation = counted_flops(lambda: network(image, maps))
     return train, evaluation
 
 
@@ -97,17 +77,18 @@ def gpu_hours(flops: float, mfu: float, assumptions: Assumptions) -> float:
 
 def plan(
     config: dict,
-    tiles_per_aoi: dict[str, int],
+    grid_splits: dict[str, dict[str, int]],
     pretrain_settings: dict[str, PretrainSettings],
     assumptions: Assumptions = Assumptions(),
 ) -> dict:
-    """The cost plan of `config`, given its tiles per AOI (counted or estimated) and its
-    resolved pre-training settings."""
+    """The cost plan of `config`, given the tiles per split of each AOI's whole grid
+    (counted or estimated) and its resolved pre-training settings."""
     px, gee = config["data"]["tile_px"], config["gee"]
-    train_share = config["split"]["fractions"]["train"]
     aois, pretraining, cores = {}, {}, {}
     for aoi in config["aois"]:
-        name, tiles = aoi["name"], tiles_per_aoi[aoi["name"]]
+        name, grid = aoi["name"], grid_splits[aoi["name"]]
+        kept = split_quotas(grid, aoi["max_tiles"])
+        tiles = sum(kept.values())
         requests = 2 * tiles  # one computePixels for the S1 bands, one for WorldCover
         concurrency = min(gee["concurrency"] * aoi["n_shards"], assumptions.gee_project_concurrency)
         store_bytes = (
@@ -118,6 +99,10 @@ def plan(
         )
         aois[name] = {
             "tiles": tiles,
+            "splits": kept,
+            "max_tiles": aoi["max_tiles"],
+            "grid_tiles": sum(grid.values()),
+            "grid_splits": dict(grid),
             "gee_requests": requests,
             "gee_hours": requests * assumptions.gee_seconds_per_request / concurrency / 3600,
             "gee_concurrency": concurrency,
@@ -125,7 +110,7 @@ def plan(
         }
     for name, settings in pretrain_settings.items():
         run = next(r for r in config["pretrain"] if r["name"] == name)
-        train_tiles = round(train_share * sum(tiles_per_aoi[a] for a in run["aois"]))
+        train_tiles = sum(aois[a]["splits"]["train"] for a in run["aois"])
         steps = settings.epochs * (train_tiles // settings.batch_size)
         per_tile = pretrain_flops_per_tile(settings)
         mfu = mfu_of(settings.architecture, assumptions)
@@ -142,13 +127,15 @@ def plan(
             "wall_hours": gpu_hours(steps * settings.batch_size * per_tile, mfu, assumptions)
             / gpus,
             "tiles_per_gpu_s": tiles_per_gpu_s,
+            "schedules": schedule_readings(settings.as_dict()),
         }
         cores[name] = {
             "loader_cores_per_gpu": math.ceil(
                 tiles_per_gpu_s * assumptions.worker_ms_per_tile / 1000
             ),
         }
-    finetuning = finetune_plan(config, tiles_per_aoi, pretrain_settings, assumptions)
+    kept_splits = {name: aoi["splits"] for name, aoi in aois.items()}
+    finetuning = finetune_plan(config, kept_splits, pretrain_settings, assumptions)
     return {
         "aois": aois,
         "pretrain": pretraining,
@@ -160,16 +147,15 @@ def plan(
 
 def finetune_plan(
     config: dict,
-    tiles_per_aoi: dict[str, int],
+    splits_per_aoi: dict[str, dict[str, int]],
     pretrain_settings: dict[str, PretrainSettings],
     assumptions: Assumptions,
 ) -> dict:
-    """GPU-hours of every run of the grid, and their sum."""
-    finetune, data, fractions = config["finetune"], config["data"], config["split"]["fractions"]
+    """GPU-hours of every run of the grid, and their sum, over the kept tiles per split."""
+    finetune, data = config["finetune"], config["data"]
     if not finetune["aoi"]:
         return {"runs": 0, "gpu_hours": 0.0}
-    tiles = tiles_per_aoi[finetune["aoi"]]
-    train, val, test = (round(fractions[s] * tiles) for s in ("train", "val", "test"))
+    train, val, test = (splits_per_aoi[finetune["aoi"]][s] for s in ("train", "val", "test"))
     flops_of: dict[tuple[str, str, str], tuple[float, float]] = {}
     total = 0.0
     runs = grid_runs(finetune)
@@ -179,7 +165,12 @@ def finetune_plan(
         if key not in flops_of:
             width = finetune.get("width", FinetuneSettings.width)
             flops_of[key] = finetune_flops_per_tile(
-                model, init, architecture, data["tile_px"], width
+                model,
+                init,
+                architecture,
+                data["tile_px"],
+                width,
+                finetune["attention_input"] == "upsampled",
             )
         step, evaluation = flops_of[key]
         epoch = subset_size(fraction, train) * step + val * evaluation
@@ -191,13 +182,29 @@ def finetune_plan(
     }
 
 
+def aoi_tile_lines(name: str, aoi: dict) -> list[str]:
+    """The AOI's tiles, and per split; those of its whole grid too when max_tiles leaves
+    some out."""
+    if aoi["tiles"] == aoi["grid_tiles"]:
+        per_split = ", ".join(f"{s} {n:,}" for s, n in aoi["splits"].items())
+        return [f"AOI {name}: {aoi['tiles']:,} tiles", f"  tiles per split: {per_split}"]
+    per_split = ", ".join(
+        f"{s} {aoi['grid_splits'][s]:,} -> {n:,}" for s, n in aoi["splits"].items()
+    )
+    return [
+        f"AOI {name}: {aoi['tiles']:,} of its grid's {aoi['grid_tiles']:,} tiles (max_tiles "
+        f"{aoi['max_tiles']:,}: a seeded sample, each split keeping its share)",
+        f"  tiles per split, grid -> kept: {per_split}",
+    ]
+
+
 def describe(result: dict) -> str:
     """The plan as text, each figure beside its assumption."""
     a = result["assumptions"]
     lines = ["Cost plan", ""]
     for name, aoi in result["aois"].items():
         lines += [
-            f"AOI {name}: {aoi['tiles']:,} tiles",
+            *aoi_tile_lines(name, aoi),
             f"  Earth Engine: {aoi['gee_requests']:,} requests (S1 and WorldCover per tile), "
             f"{aoi['gee_hours']:.1f} h at {aoi['gee_concurrency']} concurrent requests "
             f"(assumed {a['gee_seconds_per_request']:g} s per request; the project allows "
@@ -217,6 +224,7 @@ def describe(result: dict) -> str:
             f"h on its {run['gpus']} GPUs; {run['tiles_per_gpu_s']:,.0f} tiles/s per GPU",
             f"  data loading: {cores} cores per GPU (a worker spends "
             f"{a['worker_ms_per_tile']:g} ms per tile, benchmarks/loader.py)",
+            *(f"  {sentence}" for sentence in run["schedules"]),
         ]
     finetune = result["finetune"]
     lines.append(

@@ -6,10 +6,11 @@ One process per GPU (torchrun or srun set RANK / WORLD_SIZE / LOCAL_RANK), or a 
 process on one GPU or the CPU.
 
 Run state lives in a run folder: `last.pt` (written atomically every `checkpoint_every`
-steps and at the end), `metrics.csv`, `tensorboard/` and, once the run is finished, its
-collapse verdict `collapse.json` (sarssl.training.collapse_verdict; logged as a warning when
-it collapsed). A rerun with the same settings resumes from `last.pt`: weights, optimizer,
-loss center, random state and the step, which fixes the schedules and the data position.
+steps and at the end), `metrics.csv` and `tensorboard/` (the telemetry of TELEMETRY_FIELDS
+included) and, once the run is finished, its collapse verdict `collapse.json`
+(sarssl.training.collapse_verdict; logged as a warning when it collapsed). A rerun with the
+same settings resumes from `last.pt`: weights, optimizer, loss center, random state and the
+step, which fixes the schedules and the data position.
 """
 
 import itertools
@@ -31,7 +32,15 @@ from tqdm import tqdm
 
 from .backbone import create_backbone, load_checkpoint
 from .data import MultiCropTiles, Normalisation, StepBatches, StoreTiles, make_loader, split_tiles
-from .devices import autocast, autocast_dtype, device_description
+from .dataset.bands import CHANNELS
+from .devices import (
+    autocast,
+    autocast_dtype,
+    device_description,
+    mfu,
+    peak_flops,
+    peak_memory_gb,
+)
 from .dino import DINOHead, DINOLoss, cosine_schedule, ema_update, teacher_temperature_schedule
 from .errors import SarsslError
 from .multicrop import CropSpec, crop_batch
@@ -44,10 +53,12 @@ from .pretrain_settings import (
 )
 from .probe import PatchProbe
 from .training import (
+    DataWait,
     Distributed,
     MetricsLog,
     clip_gradients_per_parameter,
     collapse_verdict,
+    counted_flops,
     parameter_groups,
     save_checkpoint,
 )
@@ -68,6 +79,11 @@ METRIC_FIELDS = (
     "images_per_s",
     "elapsed_s",
 )
+# How close the main process runs to its device, since the last row: model FLOP
+# utilisation (empty without a known peak: sarssl.devices.peak_flops), the GPU memory peak
+# since the start (GB, empty on the CPU) and the share of the wall time blocked on the
+# loader (sarssl.training.DataWait).
+TELEMETRY_FIELDS = ("mfu", "peak_memory_gb", "data_wait_share")
 # The k-NN probe of the teacher on val tiles, in the rows of the steps it ran at.
 PROBE_FIELDS = ("probe_accuracy", "probe_miou", "probe_s")
 
@@ -140,6 +156,25 @@ def create_network(settings: PretrainSettings, drop_path_rate: float) -> MultiCr
         bottleneck_dim=settings.bottleneck_dim,
     )
     return MultiCropNetwork(backbone, head)
+
+
+def pretrain_flops_per_tile(settings: PretrainSettings) -> float:
+    """Model FLOPs of one DINO step per tile: forward and backward of the student over all
+    crops, forward of the teacher over the global ones; counted on the `meta` device, from
+    shapes alone."""
+    with torch.device("meta"):
+        student, teacher = create_network(settings, 0.0), create_network(settings, 0.0)
+        spec = settings.crops
+        crops = [
+            torch.empty(1, len(CHANNELS), spec.size(v), spec.size(v)) for v in range(spec.n_crops)
+        ]
+
+    def step():
+        student(crops).sum().backward()
+        with torch.no_grad():
+            teacher(crops[:2])
+
+    return counted_flops(step)
 
 
 def device_views(
@@ -307,10 +342,17 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
             **trainer.state_dict(),
         }
 
+    # Per process: its share of the global batch, on its device.
+    flops_per_step = pretrain_flops_per_tile(settings) * settings.batch_size / ranks.world_size
+    peak = peak_flops(device)
     if ranks.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         metrics = MetricsLog(
-            run_dir / METRICS_NAME, start_step, METRIC_FIELDS, PROBE_FIELDS, "pretrain"
+            run_dir / METRICS_NAME,
+            start_step,
+            METRIC_FIELDS,
+            (*TELEMETRY_FIELDS, *PROBE_FIELDS),
+            "pretrain",
         )
         log.info(
             "%s: %s on %s (%s), %d processes, %d train tiles, %d steps of %d tiles, "
@@ -341,7 +383,8 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
     trainer.student.train()
     trainer.teacher.train()
     crop_dtype = trainer.student.autocast_dtype or torch.float32
-    for step, batch in enumerate(loader, start=start_step):
+    waits = DataWait()
+    for step, batch in enumerate(waits.batches(loader), start=start_step):
         epoch = step // batches.steps_per_epoch
         crops = device_views(batch, device, normalisation, settings.crops, crop_dtype)
         sums += trainer.step(
@@ -366,6 +409,7 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
                 f"{done}; the last good checkpoint {checkpoint_path} is kept"
             )
         now = time.perf_counter()
+        seconds = now - logged_time
         row = {
             "step": done,
             "epoch": epoch,
@@ -374,8 +418,11 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
             "weight_decay": float(schedules.weight_decay[step]),
             "teacher_momentum": float(schedules.teacher_momentum[step]),
             "teacher_temp": float(schedules.teacher_temp[epoch]),
-            "images_per_s": (done - logged_step) * settings.batch_size / (now - logged_time),
+            "images_per_s": (done - logged_step) * settings.batch_size / seconds,
             "elapsed_s": now - started,
+            "mfu": mfu(flops_per_step, (done - logged_step) / seconds, peak),
+            "peak_memory_gb": peak_memory_gb(device),
+            "data_wait_share": waits.take() / seconds,
         }
         sums.zero_()
         if at_probe and ranks.is_main:

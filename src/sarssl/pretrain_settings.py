@@ -8,6 +8,8 @@ only); everything else is the original DINO's default and says so.
 """
 
 import dataclasses
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import timm
@@ -171,3 +173,28 @@ def settings_differ(saved: dict, settings: PretrainSettings) -> list[str]:
         for key in current.keys() | saved.keys()
         if key not in EXECUTION_ONLY and saved.get(key) != current.get(key)
     )
+
+
+def schedule_readings(settings: Mapping) -> list[str]:
+    """What the learning-rate and teacher-temperature schedules of a run are, in words, with
+    the paper's readings they follow (issue 21)."""
+    peak = settings["lr"] * settings["batch_size"] / settings["lr_reference_batch"]
+    lr = (
+        f"Learning rate: {settings['lr']:g} per {settings['lr_reference_batch']} tiles, i.e. "
+        f"{peak:.3g} at the batch of {settings['batch_size']}, after "
+        f"{settings['warmup_epochs']} warm-up epochs, then a cosine to {settings['min_lr']:g}"
+    )
+    if math.isclose(peak, settings["min_lr"], rel_tol=1e-6):
+        lr += (
+            ": flat. This is the paper's lr 1e-6 read as DINO's --lr, which equals DINO's "
+            "min_lr at this batch; config/paper_dino_lr.yaml reads it as min_lr instead"
+        )
+    warmup, final = settings["warmup_teacher_temp"], settings["teacher_temp"]
+    direction = "falls" if final < warmup else "rises" if final > warmup else "stays"
+    temp = (
+        f"Teacher temperature: {direction} from {warmup:g} to {final:g} over "
+        f"{settings['warmup_teacher_temp_epochs']} epochs"
+    )
+    if final < warmup:
+        temp += " (the paper's schedule, as stated; DINO's warm-up rises, 0.04 to 0.07)"
+    return [lr + ".", temp + "."]

@@ -6,15 +6,16 @@
 - SI Table 2: rows U-Net on S1GRD only, then U-Net on S1GRD + attention maps from scratch /
   frozen / not frozen; columns fractions.
 - runs.csv: every run of the grid (each seed of a cell its own), one row each, with its
-  parameters, status, MIoU, per-class IoU, wall time, device, GPU-hours and the difference
-  to the from-scratch run of the same model, fraction and seed (how the paper states its
-  findings).
+  parameters, how its U-Net read the attention maps (from its settings), status, MIoU,
+  per-class IoU, wall time, device, GPU-hours and the difference to the from-scratch run of
+  the same model, fraction and seed (how the paper states its findings).
 
 A cell of the tables is its runs' MIoU in %, one decimal (`cell`): the value of a cell with
 one seed; mean ± sample standard deviation and the number of seeds of a cell with several.
 A run whose metrics.json is absent (its folder holds the resolved config but no metrics: it
 failed or is still running) is never a number: a cell without any finished run says
-missing, and a cell with some says how many of its seeds it holds.
+missing, and a cell with some says how many of its seeds it holds. The Markdown of a
+table says, under its title, how its runs' U-Nets read the attention maps.
 """
 
 import json
@@ -35,6 +36,13 @@ INIT_ROWS = {
     "finetuned": "with pre-training (backbone not frozen)",
 }
 ENCODING_COLUMNS = {"attention-unet": "attention maps", "tokens-decoder": "tokens"}
+TABLE1_MODELS = tuple(ENCODING_COLUMNS)
+SI_TABLE2_MODELS = ("s1grd-unet", "s1grd-attention-unet")
+# The readings of config finetune.attention_input (sarssl.runs.MODEL_ATTENTION_INPUTS).
+ATTENTION_READINGS = {
+    "native": "on the ViT's token grid, the U-Net's output upsampled to the tile",
+    "upsampled": "upsampled (bilinear) to the tile, then the U-Net at the tile's resolution",
+}
 S1GRD_ONLY = "U-Net on S1GRD only"
 MISSING = "missing"
 
@@ -52,7 +60,7 @@ def collect_runs(results: str | Path, runs: list[Run]) -> pd.DataFrame:
     written, no metrics) or missing (never started)."""
     rows = []
     for run in runs:
-        row = run._asdict()
+        row = run._asdict() | {"attention_input": started_attention_input(results, run)}
         metrics = run_file(results, run, paths.FINETUNE_METRICS)
         if metrics.is_file():
             record = json.loads(metrics.read_text())
@@ -80,6 +88,28 @@ def collect_runs(results: str | Path, runs: list[Run]) -> pd.DataFrame:
     key = pd.MultiIndex.from_frame(frame[same])
     frame["miou_minus_scratch"] = frame["miou"].to_numpy() - scratch["miou"].reindex(key).to_numpy()
     return frame
+
+
+def started_attention_input(results: str | Path, run: Run) -> str | None:
+    """The attention-map reading in the settings a started run wrote (None: not started, or
+    no attention maps into its U-Net)."""
+    settings = run_file(results, run, paths.FINETUNE_CONFIG)
+    return json.loads(settings.read_text()).get("attention_input") if settings.is_file() else None
+
+
+def table_runs(runs: pd.DataFrame, pretrain: str, models: tuple[str, ...]) -> pd.DataFrame:
+    return runs[(runs["pretrain"] == pretrain) & runs["model"].isin(list(models))]
+
+
+def attention_caption(runs: pd.DataFrame) -> str:
+    """How the U-Nets of `runs` (a table's) read the attention maps, from the runs' settings
+    (two readings: a grid rerun under a new finetune.attention_input, in progress); '' where
+    none has."""
+    readings = present(runs["attention_input"].dropna(), ATTENTION_READINGS)
+    return " ".join(
+        f"Attention maps read {r} (finetune.attention_input): {ATTENTION_READINGS[r]}."
+        for r in readings
+    )
 
 
 def present(values: pd.Series, order) -> list:
@@ -124,7 +154,7 @@ def layout(
 
 def table1(runs: pd.DataFrame, pretrain: str, fractions: list[float]) -> pd.DataFrame:
     """MIoU of one pre-training's runs in the paper's Table 1 layout."""
-    mine = runs[(runs["pretrain"] == pretrain) & runs["model"].isin(list(ENCODING_COLUMNS))]
+    mine = table_runs(runs, pretrain, TABLE1_MODELS)
     columns = pd.MultiIndex.from_tuples(
         [
             (ENCODING_COLUMNS[model], percent(f))
@@ -144,8 +174,7 @@ def table1(runs: pd.DataFrame, pretrain: str, fractions: list[float]) -> pd.Data
 
 def si_table2(runs: pd.DataFrame, pretrain: str, fractions: list[float]) -> pd.DataFrame:
     """MIoU of the U-Nets in the SI Table 2 layout."""
-    mine = runs[runs["pretrain"] == pretrain]
-    mine = mine[mine["model"].isin(["s1grd-unet", "s1grd-attention-unet"])]
+    mine = table_runs(runs, pretrain, SI_TABLE2_MODELS)
     with_maps = mine[mine["model"] == "s1grd-attention-unet"]
     rows = [S1GRD_ONLY] if (mine["model"] == "s1grd-unet").any() else []
     rows += [with_attention(INIT_ROWS[init]) for init in present(with_maps["init"], INIT_ROWS)]
@@ -160,22 +189,52 @@ def si_table2(runs: pd.DataFrame, pretrain: str, fractions: list[float]) -> pd.D
     )
 
 
-def markdown(table: pd.DataFrame, title: str) -> str:
-    """A table of cells (`cell`) as Markdown."""
+def markdown(table: pd.DataFrame, title: str, caption: str = "") -> str:
+    """A table of cells (`cell`) as Markdown, with `caption` under its title."""
     flat = table.copy()
     if isinstance(flat.columns, pd.MultiIndex):
         flat.columns = [" ".join(c) for c in flat.columns]
     header = "| | " + " | ".join(map(str, flat.columns)) + " |"
-    lines = [f"**{title}** (MIoU, %)", "", header, "|---" * (len(flat.columns) + 1) + "|"]
+    lines = [f"**{title}** (MIoU, %)", ""] + ([caption, ""] if caption else [])
+    lines += [header, "|---" * (len(flat.columns) + 1) + "|"]
     for label, cells in flat.iterrows():
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_table(table: pd.DataFrame, csv_path: str | Path, md_path: str | Path, title: str) -> None:
+def write_table(
+    table: pd.DataFrame, csv_path: str | Path, md_path: str | Path, title: str, caption: str
+) -> None:
     """The same cells in both: runs.csv holds each run's numbers."""
     write_text_atomic(csv_path, table.to_csv())
-    write_text_atomic(md_path, markdown(table, title))
+    write_text_atomic(md_path, markdown(table, title, caption))
+
+
+# Each table (the name of its rule): its layout, the models of its runs and its title.
+TABLES = {
+    "table1": (table1, TABLE1_MODELS, "Table 1"),
+    "si_table2": (si_table2, SI_TABLE2_MODELS, "SI Table 2"),
+}
+
+
+def write_named_table(
+    name: str,
+    runs: pd.DataFrame,
+    pretrain: str,
+    fractions: list[float],
+    csv_path: str | Path,
+    md_path: str | Path,
+) -> None:
+    """Table `name` of `pretrain` from `runs` (rows of collect_runs), captioned with how its
+    runs read the attention maps."""
+    layout, models, title = TABLES[name]
+    write_table(
+        layout(runs, pretrain, fractions),
+        csv_path,
+        md_path,
+        f"{title}, {pretrain}",
+        attention_caption(table_runs(runs, pretrain, models)),
+    )
 
 
 def frame_markdown(frame: pd.DataFrame, title: str, digits: int = 3) -> str:
@@ -195,18 +254,13 @@ def write_all_tables(results: str | Path, finetune: dict) -> list[Path]:
     runs_table = paths.under(results, paths.RUNS_TABLE)
     write_text_atomic(runs_table, frame.to_csv(index=False))
     written = [runs_table]
-    layouts = [(table1, paths.TABLE1, "Table 1", p) for p in finetune["pretrain"]]
+    tables = [("table1", paths.TABLE1, p) for p in finetune["pretrain"]]
     if finetune["unet_baseline"]:
-        layouts.append((si_table2, paths.SI_TABLE2, "SI Table 2", finetune["unet_baseline"]))
-    for layout, pattern, title, pretrain in layouts:
+        tables.append(("si_table2", paths.SI_TABLE2, finetune["unet_baseline"]))
+    for name, pattern, pretrain in tables:
         csv_path, md_path = (
             paths.under(results, pattern, pretrain=pretrain, format=ext) for ext in ("csv", "md")
         )
-        write_table(
-            layout(frame, pretrain, finetune["percents"]),
-            csv_path,
-            md_path,
-            f"{title}, {pretrain}",
-        )
+        write_named_table(name, frame, pretrain, finetune["percents"], csv_path, md_path)
         written += [csv_path, md_path]
     return written

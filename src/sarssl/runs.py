@@ -14,7 +14,10 @@ Models (the `{model}` of a run) and the initialisations of their ViT (`{init}`):
     s1grd-attention-unet  U-Net on S1GRD + attention maps     scratch, frozen, finetuned
 
 `scratch` is a random ViT trained end to end, `frozen` the pre-trained one unchanged,
-`finetuned` the pre-trained one trained on. A frozen backbone's attention maps are read from
+`finetuned` the pre-trained one trained on. The attention-map U-Net reads the maps on the
+ViT's token grid (`native`) or upsampled to the tile through the baseline's U-Net
+(`upsampled`), as config finetune.attention_input says; SI Table 2's U-Net always reads
+them upsampled, beside the S1GRD channels. A frozen backbone's attention maps are read from
 the attention_maps rule's Zarr, so those runs need no ViT at all. The training of one run is
 sarssl.finetune.
 """
@@ -37,6 +40,15 @@ MODEL_INITS = {
     "s1grd-attention-unet": INITS,
 }
 ENCODING_MODELS = {"attention": "attention-unet", "tokens": "tokens-decoder"}
+# How each model's U-Net may read the attention maps (config finetune.attention_input picks
+# for attention-unet); None: no attention maps into a U-Net. A model with one reading keeps
+# it whatever the config says, so its settings, and its runs, do not depend on the choice.
+MODEL_ATTENTION_INPUTS = {
+    "attention-unet": ("native", "upsampled"),
+    "tokens-decoder": (None,),
+    "s1grd-unet": (None,),
+    "s1grd-attention-unet": ("upsampled",),
+}
 
 
 class Run(NamedTuple):
@@ -99,6 +111,13 @@ def check_run(model: str, init: str) -> None:
         )
 
 
+def run_attention_input(model: str, configured: str) -> str | None:
+    """The reading of the attention maps of a run of `model` under config
+    finetune.attention_input `configured`."""
+    readings = MODEL_ATTENTION_INPUTS[model]
+    return configured if len(readings) > 1 else readings[0]
+
+
 def format_fraction(percent: float) -> str:
     """The `{fraction}` of a run's path: 0.1 -> '0.1', 10.0 -> '10'."""
     return f"{percent:g}"
@@ -136,6 +155,7 @@ class FinetuneSettings:
     store: str  # the fine-tuning AOI's Zarr store
     checkpoint: str | None = None  # the pre-training's, for every model but s1grd-unet
     attention_store: str | None = None  # for frozen attention models
+    attention_input: str | None = None  # run_attention_input: native / upsampled / None
     backbone: str = "student"  # which network of the checkpoint
     epochs: int = 100
     batch_size: int = 8
@@ -154,6 +174,11 @@ class FinetuneSettings:
             raise ConfigError(f"{self.model}: needs the checkpoint of pre-training {self.pretrain}")
         if uses_stored_maps(self.model, self.init) and not self.attention_store:
             raise ConfigError(f"{self.model} {self.init}: needs the attention-map store")
+        if self.attention_input not in MODEL_ATTENTION_INPUTS[self.model]:
+            raise ConfigError(
+                f"{self.model}: attention_input {self.attention_input!r}, not one of "
+                f"{list(MODEL_ATTENTION_INPUTS[self.model])}"
+            )
 
     @property
     def run(self) -> Run:
@@ -164,7 +189,9 @@ class FinetuneSettings:
         return paths.path(paths.FINETUNE_NAME, **run_wildcards(self.run))
 
 
-RUN_KEYS = frozenset({*Run._fields, "store", "checkpoint", "attention_store", "backbone"})
+RUN_KEYS = frozenset(
+    {*Run._fields, "store", "checkpoint", "attention_store", "attention_input", "backbone"}
+)
 
 
 def settings_from_config(
@@ -175,8 +202,8 @@ def settings_from_config(
     attention_maps: str,
     backbone: str,
 ) -> FinetuneSettings:
-    """A run of the config's finetune section; the checkpoint and the attention maps are
-    kept only where the run uses them."""
+    """A run of the config's finetune section; the checkpoint, the attention maps and
+    finetune.attention_input are kept only where the run uses them."""
     check_run(run.model, run.init)
     tunable = {f.name for f in fields(FinetuneSettings)} - RUN_KEYS & set(finetune)
     return FinetuneSettings(
@@ -184,6 +211,7 @@ def settings_from_config(
         store=store,
         checkpoint=pretrain_checkpoint if uses_vit(run.model) else None,
         attention_store=attention_maps if uses_stored_maps(run.model, run.init) else None,
+        attention_input=run_attention_input(run.model, finetune["attention_input"]),
         backbone=backbone,
         **{key: finetune[key] for key in tunable},
     )

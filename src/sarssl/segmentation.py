@@ -6,12 +6,14 @@
   output size. On 28 x 28 attention maps the last up block upsamples x16 to 448; on 448 px
   inputs it keeps the size.
 - `AttentionMapsUNet`: the last block's per-head CLS attention of a ViT (28 x 28) into a
-  U-Net. Gradients flow through the attention maps when the backbone is trained.
+  U-Net on that grid (finetune.attention_input `native`). Gradients flow through the
+  attention maps when the backbone is trained.
 - `TokenDecoder`: the patch-token embeddings (CLS dropped) as a 28 x 28 x D map, decoded by
   4 blocks of Conv2d, BatchNorm, ReLU and bilinear x2 upsampling to 448, then a 1x1
   convolution.
-- `S1AttentionUNet`: a U-Net on the 12 S1GRD channels, optionally with a ViT's attention
-  maps upsampled (bilinear) to the tile and stacked as extra channels (SI Table 2).
+- `TileUNet`: SI Table 2's U-Net at the tile's resolution, on the 12 S1GRD channels, on a
+  ViT's attention maps upsampled (bilinear) to the tile, or on both stacked as channels.
+  On the maps alone it is the attention-map U-Net of finetune.attention_input `upsampled`.
 
 Attention maps enter every model multiplied by their number of tokens (mean 1 instead of
 about 1/784), so that they are on the scale of the standardised SAR channels they join.
@@ -143,8 +145,9 @@ class TokenDecoder(nn.Module):
         return self.classify(self.decode(self.backbone.patch_tokens(images)))
 
 
-class S1AttentionUNet(nn.Module):
-    """U-Net on the S1GRD channels, plus the attention maps when `heads` > 0."""
+class TileUNet(nn.Module):
+    """U-Net at the tile's resolution on `channels` S1GRD channels and `heads` attention
+    maps upsampled to the tile (either may be 0)."""
 
     def __init__(
         self,
@@ -156,12 +159,20 @@ class S1AttentionUNet(nn.Module):
         width: int,
     ):
         super().__init__()
-        self.backbone, self.heads = backbone, heads
+        self.backbone, self.channels, self.heads = backbone, channels, heads
         self.unet = UNet(channels + heads, num_classes, tile_px, width)
 
-    def forward(self, images: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
-        if self.heads:
-            if maps is None:
-                maps = self.backbone.attention_maps(images)
-            images = torch.cat([images, upsample(scaled(maps), images.shape[-2:])], dim=1)
-        return self.unet(images)
+    def unet_input(self, images: torch.Tensor | None, maps: torch.Tensor | None) -> torch.Tensor:
+        """The S1GRD channels, then the maps upsampled to the tile (stored maps on the maps
+        alone need no images)."""
+        if not self.heads:
+            return images
+        if maps is None:
+            maps = self.backbone.attention_maps(images)
+        maps = upsample(scaled(maps), self.unet.tile_px)
+        return torch.cat([images, maps], dim=1) if self.channels else maps
+
+    def forward(
+        self, images: torch.Tensor | None, maps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.unet(self.unet_input(images, maps))

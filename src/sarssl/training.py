@@ -1,6 +1,6 @@
 """What the training loops share, as DINO's utils.py: parameter groups, per-parameter
-gradient clipping, the distributed setup, the metrics log, atomic checkpoints and the
-collapse verdict of a pre-training's metrics."""
+gradient clipping, the distributed setup, the metrics log, model FLOPs and the time spent
+waiting for data, atomic checkpoints and the collapse verdict of a pre-training's metrics."""
 
 import csv
 import dataclasses
@@ -8,14 +8,17 @@ import io
 import json
 import math
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.tensorboard import SummaryWriter
 
 from .atomic import atomic_path, write_text_atomic
@@ -134,6 +137,41 @@ class MetricsLog:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def counted_flops(run: Callable[[], object]) -> float:
+    """Model FLOPs of `run()`, counted by torch.utils.flop_counter (matrix products,
+    convolutions and attention; on the `meta` device from shapes alone)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        run()
+    return float(counter.get_total_flops())
+
+
+Batch = TypeVar("Batch")
+
+
+class DataWait:
+    """Seconds the training loop spends blocked on its loader's next batch, summed until
+    taken. On a GPU the host runs ahead of the device, so this is the time the device may
+    starve: near zero while the loader keeps up (its prefetched batches are ready), the
+    loader's shortfall when it does not."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def batches(self, loader: Iterable[Batch]) -> Iterator[Batch]:
+        """The loader's batches; starting its workers counts as waiting too."""
+        start = time.perf_counter()
+        for batch in loader:
+            self.seconds += time.perf_counter() - start
+            yield batch
+            start = time.perf_counter()
+
+    def take(self) -> float:
+        """The seconds waited since the last take."""
+        seconds, self.seconds = self.seconds, 0.0
+        return seconds
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

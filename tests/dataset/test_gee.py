@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,10 @@ import pandas as pd
 import pytest
 import rasterio
 from conftest import REPO, TEST_TILE_PX, TESTS, quiet_grid
-from fake_earthengine import FakeEarthEngine, band_value, http_failure
+from fake_earthengine import EEException, FakeEarthEngine, band_value, http_failure
+from rasterio.io import MemoryFile
 
-from sarssl.dataset.bands import EXPORT_BANDS
+from sarssl.dataset.bands import EXPORT_BANDS, SEASONS
 from sarssl.dataset.build import build_shard
 from sarssl.dataset.gee import (
     GeeAuth,
@@ -37,6 +39,7 @@ from sarssl.dataset.gee import (
 )
 from sarssl.dataset.grid import read_tiles, tile_bounds, tiles_file_name, write_tiles_file
 from sarssl.dataset.store import create_store
+from sarssl.dataset.worldcover import WORLDCOVER_NODATA
 
 DATASETS = {"s1": "s1grd-2020", "labels": "esaworldcover-2020"}
 NO_WAIT = RetryPolicy(max_attempts=5, base_delay_s=0.0, max_delay_s=0.0)
@@ -91,6 +94,7 @@ def test_s1_request_has_the_seasons_filters_and_bands_of_the_paper():
         "autumn": ("2020-09-01", "2020-12-01"),
     }
     assert description["bands"] == list(EXPORT_BANDS) and description["dtype"] == "float32"
+    assert "fully masked" in description["empty_season"]
     grid = description["grid"]
     assert grid["dimensions"] == {"width": 448, "height": 448} and grid["crsCode"] == "EPSG:4326"
     assert (
@@ -115,6 +119,10 @@ def test_ee_expression_is_built_from_the_description_season_by_season():
     assert ("filter", ("listContains", "transmitterReceiverPolarisation", "VH")) in winter_ops
     assert ("filter", ("eq", "orbitProperties_pass", "ASCENDING")) in winter_ops
     assert seasons[0][1] == ("median",) and ("rename", ("winter_VV", "winter_VH")) in seasons[0]
+    # Merged into every collection: a fully masked float image of the selected bands.
+    masked_float = (("constant", (0, 0)), ("toFloat",), ("rename", ("VV", "VH")), ("updateMask", 0))
+    assert winter_ops[-2:] == (("select", ("VV", "VH")), ("merge", (masked_float,)))
+    assert all(season[0][1][-1] == ("merge", (masked_float,)) for season in seasons)
     assert image.ops[-1] == ("toFloat",)
 
 
@@ -229,6 +237,116 @@ def test_a_permanent_error_is_recorded_and_the_other_tiles_complete(tiles_file, 
     assert (
         rejected.tile.tolist() == [bad] and "source failed: EEException" in rejected.reason.iloc[0]
     )
+
+
+def read_tile(path):
+    with rasterio.open(path) as src:
+        return dict(zip(src.descriptions, src.read(), strict=True)), src
+
+
+def test_a_season_without_acquisitions_is_written_masked_not_failed(tiles_file, tmp_path):
+    # The double behaves as the service: a season without acquisitions reduces to an image
+    # without bands, and its rename fails when the pixels are computed.
+    fake = FakeEarthEngine(empty={("spring", None)})
+    spring = fake.ImageCollection("COPERNICUS/S1_GRD").filterDate("2020-03-01", "2020-06-01")
+    renamed = spring.select(["VV", "VH"]).mean().rename(["spring_VV", "spring_VH"])
+    grid = S1Request(2020).describe((0.0, 0.0, 0.01, 0.01), 4)["grid"]
+    with pytest.raises(EEException, match=r"number of names \(2\) must match .* bands \(0\)"):
+        fake.data.computePixels({"expression": renamed, "fileFormat": "GEO_TIFF", "grid": grid})
+
+    summary = export(fake, tiles_file, tmp_path)
+    assert summary.complete == 6 and not summary.failed
+    manifest = pd.read_csv(tmp_path / "manifest.csv", dtype={"tile": str})
+    west = tile_bounds(read_tiles(tiles_file))[0][0]
+    bands, src = read_tile(manifest.s1_path[0])
+    assert src.descriptions == EXPORT_BANDS and np.isnan(src.nodata)
+    for name, values in bands.items():
+        if name.startswith("spring_"):
+            assert np.isnan(values).all(), name
+        else:
+            assert (values == band_value(name, west)).all(), name
+    # The gap rules decide, not a failed export.
+    built = build_exported(tiles_file, tmp_path, "ascending")
+    assert (built.status == "rejected").all()
+    assert (built.reason == "season spring has no VV data").all()
+
+
+def test_both_passes_without_ascending_ones_keep_every_band_ascending_masked(tiles_file, tmp_path):
+    # Gabon: no ascending acquisition in any season (geefetch issue 21).
+    fake = FakeEarthEngine(empty={(season, "ascending") for season in SEASONS})
+    summary = export(fake, tiles_file, tmp_path, orbit="BOTH")
+    assert summary.complete == 6 and not summary.failed
+    manifest = pd.read_csv(tmp_path / "manifest.csv", dtype={"tile": str})
+    west = tile_bounds(read_tiles(tiles_file))[0][0]
+    bands, _ = read_tile(manifest.s1_path[0])
+    assert tuple(bands) == S1Request(2020, orbit_pass="BOTH").bands and len(bands) == 16
+    for name, values in bands.items():
+        if name.endswith("_asc"):
+            assert np.isnan(values).all(), name
+        else:
+            assert name.endswith("_des") and (values == band_value(name, west)).all(), name
+    # Read with both passes, the tiles are kept from the pass present, and say so.
+    built = build_exported(tiles_file, tmp_path, "both")
+    assert (built.status == "ok").all()
+    missing = "both; ascending missing in winter, spring, summer, autumn"
+    assert (built.orbit_pass == missing).all()
+
+
+def build_exported(tiles_file, folder, orbit_pass: str) -> pd.DataFrame:
+    """Build a store of the tiles exported into `folder`; the shard's report."""
+    from conftest import settings
+
+    tiles = read_tiles(tiles_file)
+    store = folder / "store.zarr"
+    create_store(store, tiles.identifier.tolist(), tile_bounds(tiles), TEST_TILE_PX, "float16", {})
+    config = replace(settings(), orbit_pass=orbit_pass)
+    return build_shard(store, folder / "manifest.csv", folder / "report.csv", config)
+
+
+@dataclass
+class WestMasked:
+    """A scene for the double: constant values (-12 dB, WorldCover code 40), masked in every
+    band west of `lon`."""
+
+    lon: float
+
+    def values(self, source, lon, lat):
+        return np.where(lon < self.lon, np.nan, 40.0 if source.band == "Map" else -12.0)
+
+
+@pytest.mark.parametrize("payload_mask", ["nodata", "internal"])
+def test_the_payload_mask_is_read_not_guessed_from_masked_values(
+    payload_mask, tiles_file, tmp_path
+):
+    west, _, east, _ = tile_bounds(read_tiles(tiles_file))[0]
+    garbage = {"float32": 1234.5, "uint8": 77}  # not 0, NaN or Earth Engine's nodata
+    fake = FakeEarthEngine(
+        scene=WestMasked((west + east) / 2), payload_mask=payload_mask, masked_values=garbage
+    )
+    half = TEST_TILE_PX // 2
+    # What the double serves holds the garbage under the mask.
+    description = S1Request(2020).describe(tuple(tile_bounds(read_tiles(tiles_file))[0]), 32)
+    payload = fake.data.computePixels(
+        {
+            "expression": S1Request(2020).image(fake, description),
+            "fileFormat": "GEO_TIFF",
+            "grid": description["grid"],
+        }
+    )
+    with MemoryFile(payload) as memory, memory.open() as src:
+        raw = src.read()
+    assert (raw[:, :, :half] == 1234.5).all() and (raw[:, :, half:] == -12.0).all()
+
+    summary = export(fake, tiles_file, tmp_path)
+    assert summary.complete == 6 and not summary.failed
+    manifest = pd.read_csv(tmp_path / "manifest.csv", dtype={"tile": str})
+    with rasterio.open(manifest.s1_path[0]) as src:
+        s1 = src.read()
+    assert np.isnan(s1[:, :, :half]).all() and (s1[:, :, half:] == -12.0).all()
+    with rasterio.open(manifest.label_path[0]) as src:
+        labels = src.read(1)
+    assert src.nodata == WORLDCOVER_NODATA
+    assert (labels[:, :half] == WORLDCOVER_NODATA).all() and (labels[:, half:] == 40).all()
 
 
 def test_a_rerun_downloads_only_what_is_missing(tiles_file, tmp_path):
@@ -365,6 +483,7 @@ def test_dry_run_prints_tile_count_and_the_exact_request_without_network():
     s1 = plan["requests"]["s1grd-2020"]
     assert s1["collection"] == "COPERNICUS/S1_GRD" and s1["grid"]["dimensions"]["width"] == 448
     assert s1["seasons"]["winter"] == {"start": "2019-12-01", "end_exclusive": "2020-03-01"}
+    assert "fully masked" in s1["empty_season"]
     assert plan["requests"]["esaworldcover-2020"]["collection"] == "ESA/WorldCover/v100"
 
 

@@ -141,3 +141,83 @@ def test_values_that_cannot_be_db_are_named():
     amplitudes = rng.uniform(60, 900, (16, 16)).astype(np.float32)
     assert implausible_db(seasonal(amplitudes)).endswith("another product?")
     assert implausible_db(seasonal(np.full((8, 8), np.nan))) is None  # for the gap rules
+
+
+def geetiles_uint8_cast(db: np.ndarray) -> np.ndarray:
+    """geetiles 0.1.7's cast (defs/s1grd.py post_process_tilefile), as it is written."""
+    return (255 * (db - -30) / (0 - -30)).astype(np.uint8)
+
+
+def test_extreme_codes_are_nodata_only_as_a_vv_vh_pair_and_a_lone_one_is_its_bin():
+    # Pixels: masked (255, 255), NaN before the cast (0, 0), calm-water VH (lone 0),
+    # VV just above 0 dB (lone 255).
+    raw = np.array([[[255, 0, 100, 255]], [[255, 0, 0, 120]]], dtype=np.uint8)
+    db, casts = decode(raw, None, "geetiles_uint8", [(0, 1)])
+    assert np.isnan(db[:, 0, :2]).all()
+    assert db[1, 0, 2] == pytest.approx(-30 + 0.5 * UINT8_STEP_DB)  # -29.94 dB
+    assert db[0, 0, 3] == pytest.approx(-0.5 * UINT8_STEP_DB + UINT8_STEP_DB)  # +0.06 dB
+    assert (casts.at_min, casts.at_max, casts.extreme_nodata) == (3, 3, 2)
+    codes = np.array([[[0, 0, 65524]], [[0, 65526, 65524]]], dtype=np.uint16)
+    db, casts = decode(codes, None, "geetiles_uint16", [(0, 1)])
+    # uint16 code 0 alone is a mean in (-1, 1) dB: 0 dB (bright built-up VV).
+    assert np.isnan(db[:, 0, 0]).all() and db[0, 0, 1] == 0.0 and db[1, 0, 1] == -10.5
+    assert casts.extreme_nodata == 1
+
+
+def test_single_uint8_wraps_are_undone_in_the_polarisation_that_wrapped():
+    # (VV, VH) true dB: calm water with VH below -30; built-up VV above 0; a normal pixel;
+    # a double wrap (both below -30), which keeps VV - VH and cannot be seen.
+    vv = np.array([-22.0, 3.0, -12.0, -31.0])
+    vh = np.array([-32.5, -9.0, -18.0, -36.0])
+    raw = geetiles_uint8_cast(np.stack([vv, vh])[:, None])
+    db, casts = decode(raw, None, "geetiles_uint8", [(0, 1)])
+    np.testing.assert_allclose(db[0, 0, :3], vv[:3], atol=UINT8_STEP_DB / 2 + 1e-5)
+    np.testing.assert_allclose(db[1, 0, :3], vh[:3], atol=UINT8_STEP_DB / 2 + 1e-5)
+    assert db[0, 0, 3] > -1 and db[1, 0, 3] > -6  # read as bright: undetectable
+    assert (casts.wraps_unwrapped, casts.wraps_nodata) == (2, 0)
+    # Both excursions alike (VH 1.5 dB below -30 or VV 1.5 dB above 0): marked nodata.
+    raw = np.array([[[int((-28.5 + 30) / UINT8_STEP_DB)]], [[int((-1.5 + 30) / UINT8_STEP_DB)]]])
+    db, casts = decode(raw.astype(np.uint8), None, "geetiles_uint8", [(0, 1)])
+    assert np.isnan(db).all() and casts.wraps_nodata == 1
+
+
+def test_a_forced_integer_layout_is_checked_against_the_values():
+    float_db = np.array([[[-12.25, -8.5], [-20.0, np.nan]]], dtype=np.float32)
+    raster = Raster(np.repeat(float_db, 16, axis=0), GEETILES_BANDS, "EPSG:4326", None)
+    with pytest.raises(LayoutError) as err:
+        read_s1_bands(raster, "geetiles_uint8", "ascending")
+    message = str(err.value)
+    assert message.startswith("s1_format geetiles_uint8 is forced, but the file holds float32")
+    assert "(whole numbers in 0..255): 66.7% not whole, 100.0% outside, 25.0% not finite" in message
+    with pytest.raises(LayoutError, match=r"geetiles_uint16 is forced.*66\.7% not whole"):
+        read_s1_bands(raster, "geetiles_uint16", "ascending")
+    codes = Raster(np.full((16, 2, 2), 100.0, np.float32), GEETILES_BANDS, "EPSG:4326", None)
+    assert read_s1_bands(codes, "geetiles_uint8", "ascending").casts.fmt == "geetiles_uint8"
+
+
+def test_unnamed_uint16_bands_are_read_in_m3leo_order_only_when_set():
+    codes = np.zeros((16, 1, 1), np.uint16)
+    for i in range(16):  # M3LEO's order is GEETILES_BANDS, geetiles' 2023 order
+        codes[i] = 2**16 - (i + 2)  # a different whole dB per band
+    names = tuple(f"band{i + 1}" for i in range(16))
+    with pytest.raises(LayoutError, match="unknown S1 layout"):
+        read_s1_bands(Raster(codes, names, "EPSG:4326", None), "auto", "ascending")
+    bands = read_s1_bands(Raster(codes, names, "EPSG:4326", None), "geetiles_uint16_unnamed",
+                          "descending")  # fmt: skip
+    # fall_vhdes is band 16: -(15 + 2) whole dB -> -17.5
+    assert bands.means[3, 1, 0, 0] == -17.5 and bands.means[0, 0, 0, 0] == -3.5
+    with pytest.raises(LayoutError, match=r"reads 16 bands by position.*the file has 8"):
+        detect_format(names[:8], "uint16", "geetiles_uint16_unnamed")
+
+
+def test_both_passes_with_one_pass_missing_in_a_season_use_the_other_and_say_so():
+    data = np.full((16, 2, 2), -12.0, np.float32)
+    for i, name in enumerate(GEETILES_BANDS):
+        if name.endswith("asc") and name.startswith(("winter", "spring")):
+            data[i] = np.nan  # no ascending acquisition in winter and spring
+        elif name.endswith("des"):
+            data[i] = -14.0
+    bands = read_s1_bands(Raster(data, GEETILES_BANDS, "EPSG:4326", None), "auto", "both")
+    assert bands.orbit_pass == "both; ascending missing in winter, spring"
+    np.testing.assert_array_equal(bands.means[:2], -14.0)
+    np.testing.assert_array_equal(bands.means[2:], -13.0)

@@ -33,7 +33,7 @@ def test_channels_hold_vv_vh_and_their_difference_in_db():
         "winter_VV": -10.0, "winter_VH": -17.0, "spring_VV": -9.0, "spring_VH": -15.5,
         "summer_VV": -7.25, "summer_VH": -14.0, "autumn_VV": -12.0, "autumn_VH": -20.0,
     }  # fmt: skip
-    tile = stack_tile(means_of(constant_bands(values)), "t", 0.5)
+    tile = stack_tile(means_of(constant_bands(values)), "t", 0.5, 0.5)
     expected = [-10.0, -17.0, 7.0, -9.0, -15.5, 6.5, -7.25, -14.0, 6.75, -12.0, -20.0, 8.0]
     np.testing.assert_allclose(tile.channels[:, 0, 0], expected)
     assert tile.valid.all() and tile.nodata_fraction == 0.0
@@ -43,8 +43,8 @@ def test_band_order_in_the_file_does_not_matter():
     rng = np.random.default_rng(0)
     data = rng.normal(-12, 3, (8, 5, 5)).astype(np.float32)
     order = rng.permutation(8)
-    a = stack_tile(means_of(data), "t", 0.5).channels
-    b = stack_tile(means_of(data[order], [EXPORT_BANDS[i] for i in order]), "t", 0.5).channels
+    a = stack_tile(means_of(data), "t", 0.5, 0.5).channels
+    b = stack_tile(means_of(data[order], [EXPORT_BANDS[i] for i in order]), "t", 0.5, 0.5).channels
     np.testing.assert_array_equal(a, b)
 
 
@@ -103,5 +103,26 @@ def test_labels_are_ignored_where_the_sar_has_no_data():
 def test_bad_tiles_are_rejected_with_the_tile_and_the_reason(mutate, reason):
     data = mutate(constant_bands(dict.fromkeys(EXPORT_BANDS, -10.0)))
     with pytest.raises(TileError, match="tile abc123: ") as err:
-        stack_tile(means_of(data), "abc123", 0.5, nodata_note="a note")
+        stack_tile(means_of(data), "abc123", 0.5, 0.5, nodata_note="a note")
     assert reason in err.value.reason
+
+
+def test_a_season_observed_at_few_pixels_is_rejected_naming_it_and_shares_are_kept():
+    data = constant_bands(dict.fromkeys(EXPORT_BANDS, -10.0))
+    means = means_of(data)
+    px = means.shape[-1]
+    means[0, :, :, : px // 4] = np.nan  # winter missing in a quarter of the tile
+    tile = stack_tile(means, "t", 0.5, 0.5)
+    np.testing.assert_allclose(tile.observed_fraction[0], 0.75)
+    np.testing.assert_allclose(tile.observed_fraction[1:], 1.0)
+    # Bit 0 (winter) is clear where winter was imputed; bits 1-3 everywhere.
+    assert (tile.observed_seasons[:, : px // 4] == 0b1110).all()
+    assert (tile.observed_seasons[:, px // 4 :] == 0b1111).all()
+    means[0, 1] = np.nan
+    means[0, 1, 0, 0] = -20.0  # winter VH observed at one pixel
+    with pytest.raises(TileError) as err:
+        stack_tile(means, "t", 0.5, 0.5)
+    assert err.value.reason.startswith(
+        f"season winter has no VH data at {1 - 1 / px**2:.2%} of pixels "
+        "(data.max_season_nodata_fraction is 50.0%)"
+    )

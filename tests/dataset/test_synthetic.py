@@ -192,7 +192,7 @@ def stacked_scenes(n=12, px=128):
         w, s = -1.0 + 0.06 * (i % 4), 41.6 + 0.045 * (i // 4)
         t = synthetic_tile((w, s, w + 0.054, s + 0.04), px, f"{i + 1:013x}", 39)
         # The bands are season-major VV, VH: (season, pol, row, col) by reshaping.
-        stacked = stack_tile(t.s1.reshape(4, 2, px, px), "t", 1.0)
+        stacked = stack_tile(t.s1.reshape(4, 2, px, px), "t", 1.0, 1.0)
         channels.append(stacked.channels.reshape(12, -1).T)
         labels.append(t.labels.ravel())
     return np.concatenate(channels), np.concatenate(labels)

@@ -4,11 +4,14 @@ geetiles 0.1.7 (as pinned) and the 2023 s1grd definition (the paper's data and M
 their download with Earth Engine and the HTTP download replaced by FakeEarthEngine, a test
 double, serving real Sentinel-1 dB (the Sen1Floods11 chip) and real WorldCover codes (see
 tests/real_scene.py). Tiles lie near the equator (448 px downloads) and at 50 N (466 px).
-One workflow run builds four AOIs: a good 0.1.7 folder, a 2023 uint16 folder, a corpus of
-bad inputs made from geetiles-written files (one kind per tile), and an AOI whose every
-tile is bad.
+One workflow run builds six AOIs: a good 0.1.7 folder, a 2023 uint16 folder, a corpus of
+bad inputs made from geetiles-written files (one kind per tile), edge cases that must be
+kept with their true values (water below -30 dB wrapped by the uint8 cast, built-up VV at
+uint16 code 0, a 600 px download), an AOI that forces geetiles_uint8 on a float-dB file,
+and an AOI whose every tile is bad.
 """
 
+import json
 import re
 import shutil
 import subprocess
@@ -128,11 +131,24 @@ def make_corpus(path: Path) -> dict[str, str]:
     s1[kind("S1 file missing")].unlink()
     label[kind("label file missing")].unlink()
     # Every value of the 16 bands of 466 x 466 px at 255: masked before the cast.
-    t = kind("all pixels are nodata (ascending pass; geetiles uint8: 0 values at code 0 (NaN ")
-    kinds[t] += re.escape(f"before the cast), {16 * 466 * 466} at 255")
+    t = kind("all pixels are nodata (ascending pass; geetiles uint8: 0 values at code 0, ")
+    kinds[t] += re.escape(
+        f"{16 * 466 * 466} at 255, {8 * 466 * 466} VV/VH pairs at one of them (masked or NaN "
+        "before the cast))"
+    )
     redownload(t, RealScene(masked=[(expanded(bounds[t]), set(SEASONS))]))
     t = kind("season winter has no VV data (ascending pass; geetiles uint8: ")
     redownload(t, RealScene(masked=[(expanded(bounds[t]), {"winter"})]))
+    # Winter observed in an 8 x 8 px corner only: the rest would be imputed.
+    t = kind("season winter has no VV data at ")
+    kinds[t] += r"99\.\d\d% of pixels \(data\.max_season_nodata_fraction is 50\.0%\)"
+    west, south, east, north = expanded(bounds[t])
+    corner_x, corner_y = (
+        bounds[t][0] + 8 * (bounds[t][2] - bounds[t][0]) / TILE_PX,
+        bounds[t][1] + 8 * (bounds[t][3] - bounds[t][1]) / TILE_PX,
+    )
+    holes = [(corner_x, south, east, north), (west, corner_y, corner_x, north)]
+    redownload(t, RealScene(masked=[(box, {"winter"}) for box in holes]))
     redownload(
         kind("bands ['fall_vvasc', 'fall_vhasc'] missing"), bands=list(GEETILES_S1_BANDS[:12])
     )
@@ -167,6 +183,38 @@ def make_corpus(path: Path) -> dict[str, str]:
     return kinds
 
 
+# Edge cases that must be kept: the scene each tile is downloaded with.
+WATER_VH_SHIFT_DB = -12.0  # the chip's VH (median -17.7 dB) to mostly below -30 dB
+BUILT_UP_VV_SHIFT_DB = 10.5  # the chip's VV (median -10.5 dB) to about 0 dB
+WIDE_PX = 600
+
+
+def make_edge_cases(path: Path) -> dict[str, RealScene]:
+    """geetiles 0.1.7 downloads of the AOI, but for three tiles: water below -30 dB (uint8,
+    wrapped by the cast), built-up VV around 0 dB (2023 uint16, code 0 for (-1, 1) dB) and
+    a 600 px download. Returns {tile: the scene it was downloaded with} for those three."""
+    download_all(path, FakeEarthEngine(scene=RealScene()))
+    tiles = read_tiles(path)
+    water, built_up, wide = sorted(tiles.identifier)[:3]
+    everywhere = (-180.0, -90.0, 180.0, 90.0)
+    scenes = {
+        water: RealScene(shifted=[(everywhere, "VH", WATER_VH_SHIFT_DB)]),
+        built_up: RealScene(shifted=[(everywhere, "VV", BUILT_UP_VV_SHIFT_DB)]),
+        wide: RealScene(),
+    }
+    definitions = {built_up: Geetiles2023S1()}
+    for tile, scene in scenes.items():
+        options = {"meters_per_pixel": 10 * 466 / WIDE_PX} if tile == wide else {}
+        geetiles_download(
+            path,
+            definitions.get(tile, geetiles_definition("s1grd-2020")),
+            FakeEarthEngine(scene=scene),
+            identifiers=[tile],
+            **options,
+        )
+    return scenes
+
+
 def to_utm(path: Path, crs: str) -> None:
     """Reproject a file in place, as gdalwarp would (names and dtype kept)."""
     with rasterio.open(path) as src:
@@ -189,6 +237,7 @@ class World:
     workdir: Path
     tiles: dict[str, Path]  # AOI -> tiles file
     corpus: dict[str, str]
+    edge: dict[str, RealScene]
     result: subprocess.CompletedProcess
 
 
@@ -201,16 +250,27 @@ def world(tmp_path_factory) -> World:
         ),
         "mleo": tiles_file(root / "mleo", "mleo", [box_at(FIFTY_NORTH, 0.12, 0.05)]),
         "corpus": tiles_file(root / "corpus", "corpus", [box_at(FIFTY_NORTH, 0.32, 0.2)]),
+        "edge": tiles_file(root / "edge", "edge", [box_at(FIFTY_NORTH, 0.13, 0.09)]),
+        "forced": tiles_file(root / "forced", "forced", [box_at(EQUATOR, 0.09, 0.09)]),
         "allbad": tiles_file(root / "allbad", "allbad", [box_at(FIFTY_NORTH, 0.12, 0.05)]),
     }
     download_all(paths["good"], FakeEarthEngine(scene=RealScene()))
     download_all(paths["mleo"], FakeEarthEngine(scene=RealScene()), Geetiles2023S1())
     corpus = make_corpus(paths["corpus"])
+    edge = make_edge_cases(paths["edge"])
+    download_all(paths["forced"], FakeEarthEngine(scene=RealScene()))
+    geetiles_download(  # float dB under geetiles' names, in an AOI that forces uint8
+        paths["forced"],
+        FloatS1Definition(),
+        FakeEarthEngine(scene=RealScene()),
+        identifiers=[sorted(read_tiles(paths["forced"]).identifier)[0]],
+    )
     linear = RealScene(linear=[(-180.0, -90.0, 180.0, 90.0)])
     download_all(paths["allbad"], FakeEarthEngine(scene=linear), FloatS1Definition())
     config = {
         "aois": [
             {"name": name, "source": "geetiles_dir", "tiles_file": str(path)}
+            | ({"s1_format": "geetiles_uint8"} if name == "forced" else {})
             for name, path in paths.items()
         ],
         "data": {"tile_px": TILE_PX, "threads": 2},
@@ -224,7 +284,7 @@ def world(tmp_path_factory) -> World:
          "--configfile", str(workdir / "config.yaml")],
         capture_output=True, text=True, cwd=workdir,
     )  # fmt: skip
-    return World(workdir, paths, corpus, result)
+    return World(workdir, paths, corpus, edge, result)
 
 
 def grid_points(bounds) -> tuple[np.ndarray, np.ndarray]:
@@ -266,9 +326,12 @@ def compare_with_served(
         bounds = tuple(store.bounds.values[i])
         lon, lat = grid_points(bounds)
         served = scene.sar_db("winter", orbit, "VV", lon, lat)
+        # VH too: a VH outside the range wraps (uint8) and may take VV with it (s1layout).
+        served_vh = scene.sar_db("winter", orbit, "VH", lon, lat)
         cell = one_cell(scene, bounds, lon, lat)
         same_grid = width == TILE_PX  # no regridding: every pixel is a served pixel
         checked = (cell | same_grid) & (served > decodable[0]) & (served < decodable[1])
+        checked &= (served_vh > decodable[0]) & (served_vh < decodable[1])
         stored = store.s1grd.values[i, 0].astype(np.float64)
         assert np.abs(stored - served)[checked].max() <= tolerance, tile
         expected = codes_to_indices(scene.label_codes(lon, lat).astype(np.uint8))
@@ -328,3 +391,71 @@ def test_an_aoi_without_a_valid_tile_lists_its_rejections_and_quotes_the_reason(
     assert f"no valid tile in the train split ({n} of {n} tiles rejected; most common" in log
     assert f"{n} tile{'s' * (n > 1)}: values are not dB: only 0.0% are below 0" in log
     assert not (world.workdir / "results/allbad/stats.json").exists()
+
+
+def test_edge_cases_are_kept_with_their_true_values(world):
+    store = open_store(world.workdir / "results/edge/dataset.zarr")
+    assert bool(store.valid.all()) and bool(np.isfinite(store.s1grd.values).all())
+    index = {tile: i for i, tile in enumerate(store.tile.values)}
+    water, built_up, wide = world.edge
+    folder = world.tiles["edge"].parent / world.tiles["edge"].stem / "s1grd-2020"
+
+    def served(tile, pol):
+        bounds = tuple(store.bounds.values[index[tile]])
+        lon, lat = grid_points(bounds)
+        scene = world.edge[tile]
+        return scene.sar_db("winter", "ascending", pol, lon, lat), one_cell(scene, bounds, lon, lat)
+
+    # Water below -30 dB: the uint8 cast wrapped its VH to about -2 dB; it is unwrapped.
+    i = index[water]
+    vh, cell = served(water, "VH")
+    vv, _ = served(water, "VV")
+    winter_observed = (store.observed_seasons.values[i] & 1) == 1
+    wrapped = cell & (vh > -45) & (vh < -30 - UINT8_STEP_DB) & (vv > -29.8) & (vv < -0.2)
+    checked = wrapped & winter_observed
+    error = np.abs(store.s1grd.values[i, 1].astype(np.float64) - vh)[checked]
+    assert wrapped.sum() > 5000 and checked.sum() / wrapped.sum() > 0.85
+    # Within a step (float16 steps at 32 dB: 0.016), or unwrapped in VV instead (30 dB off):
+    # benchmarks/uint8_wraps.py measured 90 % right on this single-date chip.
+    right = error <= UINT8_STEP_DB + 0.02
+    assert right.mean() > 0.9
+    np.testing.assert_allclose(error[~right], 30.1, atol=0.2)
+    assert int(store.wraps_unwrapped.values[i]) > 5000
+    assert int(store.wraps_unwrapped.values[index[built_up]]) == 0  # uint16 does not wrap
+    # Built-up VV in (-1, 1) dB: uint16 code 0, alone in its pair, is 0 dB, not nodata.
+    i = index[built_up]
+    vv, cell = served(built_up, "VV")
+    vh, _ = served(built_up, "VH")
+    bright = cell & (np.abs(vv) < 1) & (np.abs(vh) >= 1)
+    assert bright.sum() > 1000
+    assert (store.s1grd.values[i, 0][bright] == 0).all()
+    assert (store.labels.values[i][bright] != 255).all()
+    np.testing.assert_allclose(store.observed_fraction.values[i], 1.0)
+    # A 600 px download covering its tile is resampled, and its resolution recorded.
+    with rasterio.open(folder / f"{wide}.tif") as src:
+        assert abs(src.width - WIDE_PX) <= 1
+    i = index[wide]
+    vv, cell = served(wide, "VV")
+    vh, _ = served(wide, "VH")
+    decodable = cell & (vv > -30 + UINT8_STEP_DB) & (vv < -UINT8_STEP_DB)
+    decodable &= (vh > -30 + UINT8_STEP_DB) & (vh < -UINT8_STEP_DB)
+    error = np.abs(store.s1grd.values[i, 0].astype(np.float64) - vv)[decodable]
+    assert decodable.mean() > 0.3 and error.max() <= UINT8_STEP_DB
+    assert 9.9 < float(store.effective_pixel_m.values[i]) < 10.2
+    stats = json.loads((world.workdir / "results/edge/stats.json").read_text())
+    assert stats["s1"]["wraps_unwrapped"] == int(store.wraps_unwrapped.values.sum())
+    assert stats["s1"]["formats"] == {"geetiles_uint8": 3, "geetiles_uint16": 1}
+
+
+def test_a_forced_layout_that_the_file_does_not_hold_is_rejected_naming_it(world):
+    rejected = pd.read_csv(world.workdir / "results/forced/rejected_tiles.csv", dtype=str)
+    float_tile = sorted(read_tiles(world.tiles["forced"]).identifier)[0]
+    assert rejected.tile.tolist() == [float_tile]
+    reason = rejected.reason.iloc[0]
+    assert reason.startswith(
+        "s1_format geetiles_uint8 is forced, but the file holds float32 values that are not "
+        "its codes (whole numbers in 0..255): "
+    )
+    assert reason.endswith(f"s1grd-2020/{float_tile}.tif)")
+    store = open_store(world.workdir / "results/forced/dataset.zarr")
+    assert int(store.valid.sum()) == store.sizes["tile"] - 1

@@ -98,9 +98,9 @@ def cluster_run(cluster, tmp_path_factory):
 def test_the_workflow_runs_as_slurm_jobs_and_a_failure_stops_nothing_else(cluster_run):
     workdir, _, result = cluster_run
     assert result.returncode != 0  # the broken AOI failed...
-    # ...while every job of the good one ran as a SLURM job: grid, split, 2 synthetic
-    # shards, init, 2 build shards, the rejected list, finalise.
-    assert len(submissions(result, "tiny")) == 9
+    # ...while every job of the good one ran as a SLURM job: grid, split, the tiles kept,
+    # 2 synthetic shards, init, 2 build shards, the rejected list, finalise.
+    assert len(submissions(result, "tiny")) == 10
     ds = open_store(workdir / "results/tiny/dataset.zarr")
     assert ds.sizes["tile"] == 42 and bool(ds.valid.all())
     assert (workdir / "results/tiny/stats.json").is_file()
@@ -135,7 +135,8 @@ def test_a_failed_job_is_reported_with_its_log_and_a_rerun_resumes(cluster_run):
     rerun = profile_run(workdir, config, "results/broken/splits.csv", "results/tiny/stats.json")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert (workdir / "results/broken/splits.csv").is_file()
-    assert submissions(rerun, "tiny") == [] and len(submissions(rerun, "broken")) == 2
+    # grid, split and the tiles kept
+    assert submissions(rerun, "tiny") == [] and len(submissions(rerun, "broken")) == 3
 
 
 def test_one_target_reruns_through_slurm(cluster_run):

@@ -1,9 +1,9 @@
 rule init_store:
-    """The empty Zarr store of an AOI, sized for every tile of its grid. The output is the
-    store's root metadata: a directory() output would put Snakemake's timestamp file
-    inside the store, where Zarr readers warn about it."""
+    """The empty Zarr store of an AOI, sized for the tiles it keeps of its grid. The output
+    is the store's root metadata: a directory() output would put Snakemake's timestamp
+    file inside the store, where Zarr readers warn about it."""
     input:
-        tiles=tiles_file,
+        tiles=paths.TILES,
     output:
         paths.STORE_METADATA,
     log:
@@ -48,6 +48,7 @@ rule build_store_shard:
         tile_px=DATA["tile_px"],
         pixel_m=DATA["pixel_m"],
         max_nodata_fraction=DATA["max_nodata_fraction"],
+        max_season_nodata_fraction=DATA["max_season_nodata_fraction"],
         bad_tile_policy=DATA["bad_tile_policy"],
         s1_format=lambda wildcards: aoi_config(wildcards.aoi)["s1_format"],
         orbit_pass=lambda wildcards: aoi_config(wildcards.aoi)["orbit_pass"],
@@ -60,11 +61,11 @@ rule rejected_tiles:
     even when finalise_store fails (a failed job's outputs are removed)."""
     input:
         store=paths.STORE_METADATA,
-        tiles=tiles_file,
+        tiles=paths.TILES,
         splits=paths.SPLITS,
         reports=shard_reports,
     output:
-        paths.REJECTED,
+        report(paths.REJECTED, caption="../report/rejected_tiles.rst", category="Data"),
     log:
         "logs/{aoi}/rejected_tiles.log",
     conda:
@@ -85,12 +86,12 @@ rule finalise_store:
     """
     input:
         store=paths.STORE_METADATA,
-        tiles=tiles_file,
+        tiles=paths.TILES,
         splits=paths.SPLITS,
         reports=shard_reports,
         rejected=paths.REJECTED,
     output:
-        stats=paths.STATS,
+        stats=report(paths.STATS, caption="../report/stats.rst", category="Data"),
     log:
         "logs/{aoi}/finalise_store.log",
     conda:

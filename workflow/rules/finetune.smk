@@ -25,6 +25,8 @@ rule finetune:
         mem_mb=FINETUNE["mem_mb"],
         runtime=FINETUNE["runtime"],
     params:
-        settings=lambda wildcards: finetune_settings(wildcards),
+        # Plain values, not the dataclass (which Snakemake cannot record): a run reruns when
+        # its settings change, and only then.
+        settings=lambda wildcards: asdict(finetune_settings(wildcards)),
     script:
         "../scripts/finetune.py"

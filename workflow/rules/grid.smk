@@ -3,7 +3,7 @@ rule tile_grid:
     input:
         aoi=lambda wildcards: aoi_config(wildcards.aoi)["wkt"],
     output:
-        paths.TILES,
+        paths.GRID,
     log:
         "logs/{aoi}/tile_grid.log",
     benchmark:
@@ -22,11 +22,11 @@ rule tile_grid:
 
 
 rule geographic_split:
-    """geetiles' geographic-band train/val/test split of the tiles."""
+    """geetiles' geographic-band train/val/test split of the AOI's whole grid."""
     input:
-        tiles=tiles_file,
+        tiles=grid_file,
     output:
-        paths.SPLITS,
+        paths.GRID_SPLITS,
     log:
         "logs/{aoi}/geographic_split.log",
     conda:
@@ -41,3 +41,28 @@ rule geographic_split:
         fractions=config["split"]["fractions"],
     script:
         "../scripts/geographic_split.py"
+
+
+rule cap_tiles:
+    """The tiles the AOI keeps, and their splits: every tile of the grid, or with max_tiles
+    a seeded sample in which each split keeps its share (sarssl.dataset.grid.capped).
+    Before any source or store rule, so that the tiles left out cost nothing."""
+    input:
+        grid=grid_file,
+        splits=paths.GRID_SPLITS,
+    output:
+        tiles=paths.TILES,
+        splits=paths.SPLITS,
+    log:
+        "logs/{aoi}/cap_tiles.log",
+    conda:
+        "../../envs/sarssl.yaml"
+    resources:
+        **SITE_RESOURCES,
+        mem_mb=8000,
+        runtime=60,
+    params:
+        max_tiles=lambda wildcards: aoi_config(wildcards.aoi)["max_tiles"],
+        seed=config["split"]["seed"],
+    script:
+        "../scripts/cap_tiles.py"

@@ -44,7 +44,7 @@ rule table1:
 rule si_table2:
     """SI Table 2: U-Net on S1GRD only against U-Net on S1GRD + attention maps."""
     input:
-        lambda wildcards: metrics_files(runs_of(wildcards.pretrain, SI_MODELS)),
+        lambda wildcards: metrics_files(runs_of(wildcards.pretrain, SI_TABLE2_MODELS)),
     output:
         **table(paths.SI_TABLE2, "../report/si_table2.rst"),
     log:
@@ -56,7 +56,7 @@ rule si_table2:
         mem_mb=2000,
         runtime=10,
     params:
-        runs=lambda wildcards: runs_of(wildcards.pretrain, SI_MODELS),
+        runs=lambda wildcards: runs_of(wildcards.pretrain, SI_TABLE2_MODELS),
         percents=FINETUNE["percents"],
     script:
         "../scripts/table.py"
@@ -196,7 +196,7 @@ rule figure_training_curves:
         pretrain=paths.PRETRAIN_METRICS,
         collapse=paths.PRETRAIN_COLLAPSE,
         runs=lambda wildcards: metrics_files(
-            shown_runs(wildcards.pretrain, TABLE1_MODELS + SI_MODELS)
+            shown_runs(wildcards.pretrain, TABLE1_MODELS + SI_TABLE2_MODELS)
         ),
     output:
         report(

@@ -2,7 +2,7 @@ rule synthetic_tiles:
     """Embedded synthetic source: writes the GeoTIFFs an Earth Engine export would write,
     in the geetiles layout beside the tiles file, for one shard of tiles."""
     input:
-        tiles=tiles_file,
+        tiles=paths.TILES,
     output:
         source_manifest("synthetic"),
     log:
@@ -26,9 +26,10 @@ rule synthetic_tiles:
 
 
 rule geetiles_dir_tiles:
-    """An existing geetiles download, read in place: lists each tile's files (no copy)."""
+    """An existing geetiles download, read in place: lists each kept tile's files (no
+    copy), which are in the layout of the download's own tiles file."""
     input:
-        tiles=tiles_file,
+        tiles=paths.TILES,
     output:
         source_manifest("geetiles_dir"),
     log:
@@ -42,6 +43,7 @@ rule geetiles_dir_tiles:
     params:
         datasets=datasets,
         n_shards=lambda wildcards: n_shards(wildcards.aoi),
+        layout=grid_file,
     script:
         "../scripts/geetiles_dir_tiles.py"
 
@@ -52,7 +54,7 @@ rule gee_export:
     good are listed in the summary and rejected downstream with their reason; rerun with
     --forcerun gee_export to retry them (present files are skipped)."""
     input:
-        tiles=tiles_file,
+        tiles=paths.TILES,
     output:
         manifest=source_manifest("gee"),
         summary=paths.GEE_SUMMARY,

@@ -6,6 +6,7 @@ with job_log(snakemake.log[0]) as log:
     settings = BuildSettings(
         tile_px=params.tile_px,
         max_nodata_fraction=params.max_nodata_fraction,
+        max_season_nodata_fraction=params.max_season_nodata_fraction,
         bad_tile_policy=params.bad_tile_policy,
         threads=snakemake.threads,
         pixel_m=params.pixel_m,

@@ -9,6 +9,7 @@ with job_log(snakemake.log[0]) as log:
         params.n_shards,
         params.datasets["s1"],
         params.datasets["labels"],
+        layout_file=params.layout,
     )
     write_csv(manifest, snakemake.output[0])
     log.info("%d tiles listed", len(manifest))

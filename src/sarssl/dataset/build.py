@@ -17,19 +17,24 @@ from typing import Literal
 import dask
 import numpy as np
 import pandas as pd
-import zarr
 
 from ..atomic import write_text_atomic
 from ..errors import SarsslError, TileError
-from .bands import CHANNELS
+from .bands import CHANNELS, POLARISATIONS, SEASONS
 from .geotiff import read_raster
 from .grid import SPLITS, read_tiles
 from .s1layout import LayoutError, OrbitPass, implausible_db, read_s1_bands
 from .seasonal import StackedTile, stack_tile, tile_labels
 from .sources import read_manifest, write_csv
 from .stats import Moments
-from .store import finalise_store, mark_incomplete, open_arrays
-from .tilegrid import CANONICAL_CRS, TileGrid, footprint_problem, nearest_onto
+from .store import StoreArrays, finalise_store, mark_incomplete, open_arrays
+from .tilegrid import (
+    CANONICAL_CRS,
+    TileGrid,
+    effective_pixel_m,
+    footprint_problem,
+    nearest_onto,
+)
 from .worldcover import CLASSES, IGNORE_INDEX, NUM_CLASSES, WORLDCOVER_NODATA
 
 log = logging.getLogger(__name__)
@@ -38,7 +43,18 @@ BadTilePolicy = Literal["record", "fail"]
 MOMENT_FIELDS = ("count", "mean", "m2")
 TILES_PER_THREAD_PER_BATCH = 16
 # What the report says of a tile's S1 file, kept or rejected (see sarssl.dataset.s1layout).
-S1_FIELDS = ("s1_format", "orbit_pass", "cast_min_pixels", "cast_max_pixels")
+S1_FIELDS = (
+    "s1_format",
+    "orbit_pass",
+    "cast_min_pixels",
+    "cast_max_pixels",
+    "extreme_nodata_pixels",
+    "wraps_unwrapped",
+    "wraps_nodata",
+    "effective_pixel_m",
+)
+# Share of pixels observed per season and polarisation (the rest is imputed).
+OBSERVED_FIELDS = tuple(f"observed_{s}_{p}" for s in SEASONS for p in POLARISATIONS)
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,7 @@ class BuildSettings:
     max_nodata_fraction: float
     bad_tile_policy: BadTilePolicy
     threads: int
+    max_season_nodata_fraction: float = 0.5
     pixel_m: float = 10.0
     s1_format: str = "auto"  # or one of s1layout.S1_FORMATS
     orbit_pass: OrbitPass = "ascending"
@@ -64,6 +81,7 @@ def _report_columns() -> list[str]:
         "crs",
         *[f"t{i}" for i in range(6)],
         "nodata_fraction",
+        *OBSERVED_FIELDS,
         *moments,
         *classes,
     ]
@@ -89,10 +107,13 @@ def read_tile(
     try:
         bands = read_s1_bands(s1, settings.s1_format, settings.orbit_pass)
     except (LayoutError, KeyError) as err:
-        raise TileError(tile, str(err.args[0])) from None
+        raise TileError(tile, f"{err.args[0]} (S1 file {s1_path})") from None
     casts = bands.casts
+    counts = (casts.at_min, casts.at_max, casts.extreme_nodata)
+    wraps = (casts.wraps_unwrapped, casts.wraps_nodata)
+    pixel_m = effective_pixel_m(s1.transform, grid)
     details = dict(
-        zip(S1_FIELDS, (casts.fmt, bands.orbit_pass, casts.at_min, casts.at_max), strict=True)
+        zip(S1_FIELDS, (casts.fmt, bands.orbit_pass, *counts, *wraps, pixel_m), strict=True)
     )
     try:
         if reason := implausible_db(bands.means):
@@ -104,7 +125,9 @@ def read_tile(
         note = "; ".join(
             n for n in (f"{bands.orbit_pass} pass" * bool(bands.orbit_pass), casts.note()) if n
         )
-        stacked = stack_tile(means, tile, settings.max_nodata_fraction, note)
+        stacked = stack_tile(
+            means, tile, settings.max_nodata_fraction, settings.max_season_nodata_fraction, note
+        )
         classes = tile_labels(read_label_codes(label_path, tile, grid), tile, stacked.valid)
     except TileError as err:
         raise TileError(tile, err.reason, details) from None
@@ -131,14 +154,14 @@ def process_tile(
     s1_path: str,
     label_path: str,
     grid: TileGrid,
-    s1grd: zarr.Array,
-    labels: zarr.Array,
+    arrays: StoreArrays,
     settings: BuildSettings,
     source_error: str = "",
 ) -> dict:
     """Read, check and stack one tile, write its chunks and return its report row.
     `source_error` is why the source could not deliver the tile (e.g. a failed export)."""
     row: dict = {"index": index, "tile": tile}
+    s1grd, labels, observed_seasons, _ = arrays
     try:
         if source_error:
             raise TileError(tile, f"source failed: {source_error}")
@@ -153,14 +176,17 @@ def process_tile(
         # Rejected tiles hold zeros and ignored labels: no NaN anywhere in a finished store.
         s1grd[index] = np.zeros(s1grd.shape[1:], dtype=s1grd.dtype)
         labels[index] = np.full(labels.shape[1:], IGNORE_INDEX, dtype=np.uint8)
+        observed_seasons[index] = np.zeros(observed_seasons.shape[1:], dtype=np.uint8)
         return {**row, **err.details, "status": "rejected", "reason": err.reason}
     s1grd[index] = stored
     labels[index] = data.classes
+    observed_seasons[index] = data.stacked.observed_seasons
     moments = Moments.of_pixels(stored, data.stacked.valid)
     row.update(data.s1)
     row.update(
         status="ok", reason="", crs=CANONICAL_CRS, nodata_fraction=data.stacked.nodata_fraction
     )
+    row.update(zip(OBSERVED_FIELDS, data.stacked.observed_fraction.ravel().tolist(), strict=True))
     row.update({f"t{i}": v for i, v in enumerate(tuple(grid.transform)[:6])})
     for field in MOMENT_FIELDS:
         row.update(
@@ -177,11 +203,11 @@ def build_shard(
     """Write the tiles of one shard's manifest into the store; write its report last."""
     mark_incomplete(store)
     tiles = read_manifest(manifest)
-    s1grd, labels, bounds = open_arrays(store)
-    if len(tiles) and tiles["index"].max() >= s1grd.shape[0]:
+    arrays = open_arrays(store)
+    if len(tiles) and tiles["index"].max() >= arrays.s1grd.shape[0]:
         raise SarsslError(
             f"manifest {manifest} has tile index {tiles['index'].max()}, "
-            f"beyond the store's {s1grd.shape[0]} tiles"
+            f"beyond the store's {arrays.s1grd.shape[0]} tiles"
         )
     # Bounded batches: the task graph and the tiles in flight stay the same size whatever the
     # number of tiles in the shard.
@@ -194,9 +220,8 @@ def build_shard(
                 t.tile,
                 t.s1_path,
                 t.label_path,
-                TileGrid(tuple(bounds[t.index]), settings.tile_px, settings.pixel_m),
-                s1grd,
-                labels,
+                TileGrid(tuple(arrays.bounds[t.index]), settings.tile_px, settings.pixel_m),
+                arrays,
                 settings,
                 t.error,
             )
@@ -286,8 +311,16 @@ def s1_summary(outcomes: pd.DataFrame) -> dict:
         .replace("", "as in the file")
         .value_counts()
         .to_dict(),
-        "cast_min_pixels": int(outcomes.cast_min_pixels.fillna(0).sum()),
-        "cast_max_pixels": int(outcomes.cast_max_pixels.fillna(0).sum()),
+        **{
+            field: int(outcomes[field].fillna(0).sum())
+            for field in (
+                "cast_min_pixels",
+                "cast_max_pixels",
+                "extreme_nodata_pixels",
+                "wraps_unwrapped",
+                "wraps_nodata",
+            )
+        },
     }
 
 
@@ -335,16 +368,20 @@ def finalise(
     }
     s1 = s1_summary(frame)
     transform = frame[[f"t{i}" for i in range(6)]].to_numpy(np.float64)
-    finalise_store(
-        store,
-        split=frame.split.to_numpy(),
-        valid=valid,
-        crs=frame.crs.fillna("").to_numpy(),
-        transform=np.nan_to_num(transform, nan=0.0),
-        nodata_fraction=frame.nodata_fraction.fillna(1.0).to_numpy(),
-        stats=stats,
-        s1=s1,
-    )
+    observed = frame[list(OBSERVED_FIELDS)].fillna(0.0).to_numpy(np.float32)
+    coordinates = {
+        "split": frame.split.to_numpy(),
+        "valid": valid,
+        "crs": frame.crs.fillna("").to_numpy(),
+        "transform": np.nan_to_num(transform, nan=0.0),
+        "nodata_fraction": frame.nodata_fraction.fillna(1.0).to_numpy(),
+        "observed_fraction": observed.reshape(len(frame), len(SEASONS), len(POLARISATIONS)),
+        "orbit_pass": frame.orbit_pass.fillna("").to_numpy(),
+        "wraps_unwrapped": frame.wraps_unwrapped.fillna(0).to_numpy(),
+        "wraps_nodata": frame.wraps_nodata.fillna(0).to_numpy(),
+        "effective_pixel_m": frame.effective_pixel_m.fillna(np.nan).to_numpy(),
+    }
+    finalise_store(store, coordinates, stats=stats, s1=s1)
     summary = {
         "normalisation": stats,
         "tiles": tiles_per_split,

@@ -135,6 +135,9 @@ class S1Request:
             },
             "composite": self.reducer,
             "composite_of": "the dB images of each season and orbit pass",
+            "empty_season": "a fully masked float image of the selected bands is merged into "
+            "the collection of each season and pass: without acquisitions the bands of the "
+            "composite are masked (NaN in the file) rather than missing",
             "select": list(POLARISATIONS),
             "bands": list(self.bands),
             "dtype": self.dtype,
@@ -143,6 +146,15 @@ class S1Request:
 
     def image(self, ee: Any, description: dict) -> Any:
         region = ee.Geometry.Rectangle(list(description["region"]), "EPSG:4326", False)
+        select = description["select"]
+        # A season (or pass: Gabon has no ascending one) without acquisitions would reduce to
+        # an image without bands, whose rename fails on the service and loses the whole tile.
+        # Merged into each collection, this image gives the composite its bands, masked where
+        # nothing was acquired; reducers skip masked pixels, so elsewhere it changes nothing.
+        # Float like the dB bands (a constant is an integer image).
+        no_acquisition = ee.ImageCollection(
+            [ee.Image.constant([0] * len(select)).toFloat().rename(select).updateMask(0)]
+        )
         composites = []
         for season, dates in description["seasons"].items():
             for orbit_pass, pass_filter in description["orbit_passes"].items():
@@ -156,12 +168,10 @@ class S1Request:
                             ee.Filter.listContains(f["property"], f["contains"])
                         )
                 composite = getattr(
-                    collection.select(description["select"]), description["composite"]
+                    collection.select(select).merge(no_acquisition), description["composite"]
                 )()
                 suffix = self.passes[orbit_pass]
-                composites.append(
-                    composite.rename([f"{season}_{p}{suffix}" for p in description["select"]])
-                )
+                composites.append(composite.rename([f"{season}_{p}{suffix}" for p in select]))
         return ee.Image.cat(composites).toFloat()
 
 
@@ -396,9 +406,9 @@ def with_retries(
 
 def fetch_bands(
     ee: Any, image: Any, bands: list[str], grid: dict, policy: RetryPolicy
-) -> np.ndarray:
-    """(band, row, col) pixels of `bands`; a request over the size limit is split by bands
-    and the parts stitched."""
+) -> np.ma.MaskedArray:
+    """(band, row, col) pixels of `bands`, masked where Earth Engine masked them; a request
+    over the size limit is split by bands and the parts stitched."""
 
     def request() -> bytes:
         return ee.data.computePixels(
@@ -412,14 +422,16 @@ def fetch_bands(
             raise
         half = len(bands) // 2
         log.info("request of %d bands too large, splitting", len(bands))
-        return np.concatenate(
+        return np.ma.concatenate(
             [
                 fetch_bands(ee, image, bands[:half], grid, policy),
                 fetch_bands(ee, image, bands[half:], grid, policy),
             ]
         )
+    # The GeoTIFF carries Earth Engine's mask (a nodata value: -inf for float bands, 0 for
+    # uint8); read it as a mask instead of guessing masked pixels from their values.
     with MemoryFile(payload) as memory, memory.open() as src:
-        data = src.read()
+        data = src.read(masked=True)
         crs = src.crs.to_string() if src.crs else ""
     expected = (len(bands), grid["dimensions"]["height"], grid["dimensions"]["width"])
     if data.shape != expected or crs != grid["crsCode"]:
@@ -442,12 +454,19 @@ def export_tile(
     if path.is_file():  # files are written atomically: an existing one is complete
         return False
     description = request.describe(bounds, tile_px)
-    data = fetch_bands(
+    pixels = fetch_bands(
         ee, request.image(ee, description), list(request.bands), description["grid"], policy
     )
-    data = data.astype(request.dtype, copy=False)
+    # Masked pixels become the dataset's nodata (NaN for S1, 0 for WorldCover) whatever
+    # value the payload holds there.
+    data = np.where(np.ma.getmaskarray(pixels), request.nodata, np.ma.getdata(pixels))
     write_geotiff(
-        path, data, request.bands, "EPSG:4326", grid_transform(description["grid"]), request.nodata
+        path,
+        data.astype(request.dtype, copy=False),
+        request.bands,
+        "EPSG:4326",
+        grid_transform(description["grid"]),
+        request.nodata,
     )
     return True
 

@@ -1,7 +1,9 @@
 """Tile grid and geographic split, both computed by geetiles so that our tiles and
-identifiers are the ones a geetiles download of the same AOI uses."""
+identifiers are the ones a geetiles download of the same AOI uses; and the AOI's tile cap
+(`max_tiles`), a seeded sample of the split grid."""
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import geopandas as gpd
@@ -17,7 +19,7 @@ with warnings.catch_warnings():
     from geetiles.partitions import PartitionSet
 
 from ..atomic import atomic_path
-from ..errors import ConfigError
+from ..errors import ConfigError, SarsslError
 from ..paths import TILES_NAME, path
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -116,3 +118,72 @@ def geographic_split(
 def tile_bounds(tiles: gpd.GeoDataFrame) -> np.ndarray:
     """(tile, 4) west, south, east, north in degrees."""
     return np.asarray(tiles.geometry.bounds[["minx", "miny", "maxx", "maxy"]], dtype=np.float64)
+
+
+def read_splits(path: str | Path) -> pd.DataFrame:
+    """A splits file: columns `identifier` and `split`, in the order of its tiles file."""
+    return pd.read_csv(path, dtype={"identifier": str, "split": str})
+
+
+def split_counts(splits: pd.DataFrame) -> dict[str, int]:
+    return {name: int((splits.split == name).sum()) for name in SPLITS}
+
+
+def apportion(total: int, weights: Mapping[str, float]) -> dict[str, int]:
+    """`total` shared in proportion to `weights` by largest remainder (Hamilton's method):
+    the parts add up to `total` and each is within one of its exact share. Ties go to the
+    first in `weights`' order."""
+    whole = sum(weights.values())
+    exact = {name: total * weight / whole for name, weight in weights.items()}
+    parts = {name: int(share) for name, share in exact.items()}
+    by_remainder = sorted(exact, key=lambda name: exact[name] - parts[name], reverse=True)
+    for name in by_remainder[: total - sum(parts.values())]:
+        parts[name] += 1
+    return parts
+
+
+def split_quotas(counts: Mapping[str, int], max_tiles: int | None) -> dict[str, int]:
+    """Tiles each split keeps under the cap `max_tiles`: every tile when there is no cap or
+    the grid is within it, else the cap shared by the splits' counts, so that each split
+    keeps its share of the grid (the band geometry's, not the nominal fractions)."""
+    if max_tiles is None or max_tiles >= sum(counts.values()):
+        return dict(counts)
+    quotas = apportion(max_tiles, counts)
+    emptied = [name for name, n in counts.items() if n and not quotas[name]]
+    if emptied:
+        raise ConfigError(f"max_tiles {max_tiles} leaves no tile in split(s) {emptied}")
+    return quotas
+
+
+def capped(splits: pd.DataFrame, max_tiles: int | None, seed: int) -> np.ndarray:
+    """Mask of the tiles kept under `max_tiles`, over the split of the whole grid: each split
+    keeps its quota (split_quotas) of tiles drawn uniformly at random within it.
+
+    Uniform within the split rather than stratified by band: geetiles does not return the
+    bands, and every tile of a split is kept with the same probability, so the sample is
+    unbiased over the split's geography; a band of n tiles kept at rate q keeps its share
+    up to a binomial spread of sqrt((1 - q) / (n q)), under 1.5 % for the paper's bands of
+    4-9K tiles and caps of 42-97 %. Stratifying would only narrow that spread.
+
+    One uniform key per tile, the lowest keys of a split kept: the sample depends only on
+    the seed and the grid, and a larger cap keeps a superset of a smaller one's tiles while
+    the splits' quotas grow (raising it exports only the new tiles).
+    """
+    keys = np.random.default_rng(seed).random(len(splits))
+    names = splits.split.to_numpy()
+    keep = np.zeros(len(splits), dtype=bool)
+    for name, quota in split_quotas(split_counts(splits), max_tiles).items():
+        members = np.flatnonzero(names == name)
+        keep[members[np.argsort(keys[members], kind="stable")[:quota]]] = True
+    return keep
+
+
+def cap_grid(
+    grid: gpd.GeoDataFrame, splits: pd.DataFrame, max_tiles: int | None, seed: int
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """The kept tiles of `grid` and their splits (see `capped`), in grid order: shards stay
+    contiguous runs of the grid."""
+    if splits.identifier.tolist() != grid.identifier.tolist():
+        raise SarsslError("the splits file does not list the grid's tiles in order")
+    keep = capped(splits, max_tiles, seed)
+    return grid[keep].reset_index(drop=True), splits[keep].reset_index(drop=True)

@@ -47,14 +47,33 @@ class StackedTile:
     channels: np.ndarray  # (12, row, col) float32 dB, finite
     valid: np.ndarray  # (row, col) bool: SAR observed in every polarisation
     nodata_fraction: float
+    # (season, pol): share of the tile's pixels observed; the rest of that channel is
+    # imputed by `fill_gaps`.
+    observed_fraction: np.ndarray
+    # (row, col) uint8: bit s set where season s (SEASONS order) is observed in VV and VH.
+    observed_seasons: np.ndarray
+
+
+def observed_season_bits(observed: np.ndarray) -> np.ndarray:
+    """(season, pol, row, col) bool -> (row, col) uint8 with bit s for season s observed
+    in every polarisation."""
+    both = observed.all(axis=1)
+    weights = (1 << np.arange(both.shape[0], dtype=np.uint8))[:, None, None]
+    return (both * weights).sum(axis=0, dtype=np.uint8)
 
 
 def stack_tile(
-    means: np.ndarray, tile: str, max_nodata_fraction: float, nodata_note: str = ""
+    means: np.ndarray,
+    tile: str,
+    max_nodata_fraction: float,
+    max_season_nodata_fraction: float,
+    nodata_note: str = "",
 ) -> StackedTile:
     """Check the seasonal means (season, pol, row, col; NaN = no data) of one tile and turn
-    them into the 12 channels. `nodata_note` is added to reasons about missing data (what
-    the file's codes say about them)."""
+    them into the 12 channels. A season and polarisation missing at more than
+    `max_season_nodata_fraction` of the pixels rejects the tile: filling would make that
+    season mostly a copy of the others. `nodata_note` is added to reasons about missing
+    data (what the file's codes say about them)."""
     note = f" ({nodata_note})" if nodata_note else ""
     observed = np.isfinite(means)
     if not observed.any():
@@ -71,7 +90,22 @@ def stack_tile(
             f"{nodata_fraction:.1%} of pixels have no SAR data "
             f"(data.max_nodata_fraction is {max_nodata_fraction:.1%}){note}",
         )
-    return StackedTile(to_channels(filled), valid, nodata_fraction)
+    observed_fraction = observed.mean(axis=(2, 3))
+    for (si, pi), share in np.ndenumerate(observed_fraction):
+        if 1.0 - share > max_season_nodata_fraction:
+            raise TileError(
+                tile,
+                f"season {SEASONS[si]} has no {POLARISATIONS[pi]} data at {1.0 - share:.2%} "
+                f"of pixels (data.max_season_nodata_fraction is "
+                f"{max_season_nodata_fraction:.1%}){note}",
+            )
+    return StackedTile(
+        to_channels(filled),
+        valid,
+        nodata_fraction,
+        observed_fraction.astype(np.float32),
+        observed_season_bits(observed),
+    )
 
 
 def tile_labels(codes: np.ndarray, tile: str, valid: np.ndarray) -> np.ndarray:

@@ -60,12 +60,19 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
 
 
 def shard_manifest(
-    tiles_file: str | Path, shard: int, n_shards: int, s1_dataset: str, labels_dataset: str
+    tiles_file: str | Path,
+    shard: int,
+    n_shards: int,
+    s1_dataset: str,
+    labels_dataset: str,
+    layout_file: str | Path | None = None,
 ) -> tuple[pd.DataFrame, gpd.GeoDataFrame]:
-    """The manifest of one shard, and that shard's rows of the tiles file."""
+    """The manifest of one shard, and that shard's rows of the tiles file. The GeoTIFFs are
+    in the geetiles layout of `layout_file` (a download's own tiles file, of which
+    `tiles_file` keeps some tiles), else of `tiles_file`."""
     tiles = read_tiles(tiles_file)
     start, stop = shard_range(len(tiles), n_shards, shard)
     rows = tiles.iloc[start:stop]
     return tile_manifest(
-        tiles_file, rows.identifier.tolist(), start, s1_dataset, labels_dataset
+        layout_file or tiles_file, rows.identifier.tolist(), start, s1_dataset, labels_dataset
     ), rows

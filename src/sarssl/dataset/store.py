@@ -3,15 +3,25 @@
 Layout (xarray-readable, dimension names in the array metadata):
     s1grd     (tile, channel, y, x)  float16 or float32 dB, one chunk per tile
     labels    (tile, y, x)           uint8 class index 0..10, 255 = ignore
+    observed_seasons (tile, y, x)    uint8, bit s set where season s (season order) was
+                                     observed in VV and VH; elsewhere the season is imputed
     tile      (tile)                 geetiles identifier
     channel   (channel)              names in sarssl.dataset.bands.CHANNELS order
+    season, polarisation             names in sarssl.dataset.bands order
     bounds    (tile, corner)         west, south, east, north (EPSG:4326 degrees)
-  written when the build is finalised:
+  written when the build is finalised (TILE_COORDINATES):
     split     (tile)                 train / val / test
     valid     (tile)                 False for rejected tiles (zeros, labels all 255)
     crs       (tile)                 CRS of the tile's pixel grid
     transform (tile, affine)         a, b, c, d, e, f of the pixel-to-map affine transform
     nodata_fraction (tile)           share of pixels without SAR data (labels ignored there)
+    observed_fraction (tile, season, polarisation)
+                                     share of pixels observed; the rest is imputed
+    orbit_pass (tile)                the pass(es) the channels come from, and any missing
+    wraps_unwrapped, wraps_nodata (tile)
+                                     uint8 wraps undone, and ambiguous ones made nodata
+    effective_pixel_m (tile)         ground metres per pixel the stored tile holds: the
+                                     coarser of its grid's and its S1 file's (tilegrid)
   and the train-split normalisation statistics in the attributes of s1grd.
 
 The subgroup `sarssl_complete` (a marker, renamed into place atomically) exists only after a
@@ -21,8 +31,9 @@ a store without it.
 
 import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -32,11 +43,34 @@ from rasterio.transform import Affine
 from .. import __version__
 from ..atomic import atomic_path
 from ..errors import IncompleteStoreError
-from .bands import CHANNELS
+from .bands import CHANNELS, POLARISATIONS, SEASONS
 from .worldcover import CLASSES, IGNORE_INDEX
 
 COMPLETE_MARKER = "sarssl_complete"
-COORDINATES = ("split", "valid", "bounds", "crs", "transform", "nodata_fraction")
+# Per-tile coordinates written at finalisation: dimensions and dtype.
+TILE_COORDINATES: dict[str, tuple[tuple[str, ...], object]] = {
+    "split": (("tile",), str),
+    "valid": (("tile",), "bool"),
+    "crs": (("tile",), str),
+    "transform": (("tile", "affine"), "float64"),
+    "nodata_fraction": (("tile",), "float32"),
+    "observed_fraction": (("tile", "season", "polarisation"), "float32"),
+    "orbit_pass": (("tile",), str),
+    "wraps_unwrapped": (("tile",), "int64"),
+    "wraps_nodata": (("tile",), "int64"),
+    "effective_pixel_m": (("tile",), "float32"),
+}
+COORDINATES = ("bounds", *TILE_COORDINATES)
+
+
+class StoreArrays(NamedTuple):
+    """The per-tile arrays a shard job writes, and the tiles' bounds (west, south, east,
+    north), which define each tile's pixel grid."""
+
+    s1grd: zarr.Array
+    labels: zarr.Array
+    observed_seasons: zarr.Array
+    bounds: np.ndarray
 
 
 def _compressor() -> zarr.codecs.BloscCodec:
@@ -87,8 +121,26 @@ def create_store(
             dimension_names=("tile", "y", "x"),
             attributes={"coordinates": coords},
         )
+        group.create_array(
+            "observed_seasons",
+            shape=(n, tile_px, tile_px),
+            chunks=(1, tile_px, tile_px),
+            dtype="uint8",
+            fill_value=0,
+            compressors=zarr.codecs.ZstdCodec(level=3),
+            dimension_names=("tile", "y", "x"),
+            attributes={
+                "coordinates": coords,
+                "flag_masks": [1 << s for s in range(len(SEASONS))],
+                "flag_meanings": " ".join(f"{s}_observed" for s in SEASONS),
+            },
+        )
         write_coordinate(group, "tile", np.array(tile_ids, dtype=object), ("tile",), str)
         write_coordinate(group, "channel", np.array(CHANNELS, dtype=object), ("channel",), str)
+        write_coordinate(group, "season", np.array(SEASONS, dtype=object), ("season",), str)
+        write_coordinate(
+            group, "polarisation", np.array(POLARISATIONS, dtype=object), ("polarisation",), str
+        )
         write_coordinate(group, "bounds", bounds, ("tile", "corner"), "float64")
 
 
@@ -116,11 +168,12 @@ def consolidate(path: str | Path) -> None:
         zarr.consolidate_metadata(str(path), zarr_format=3)
 
 
-def open_arrays(path: str | Path) -> tuple[zarr.Array, zarr.Array, np.ndarray]:
-    """The s1grd and labels arrays, for chunk-aligned writes by one shard, and the tiles'
-    bounds (west, south, east, north), which define each tile's pixel grid."""
+def open_arrays(path: str | Path) -> StoreArrays:
+    """The per-tile arrays, for chunk-aligned writes by one shard, and the tiles' bounds."""
     group = zarr.open_group(path, mode="r+", zarr_format=3)
-    return group["s1grd"], group["labels"], group["bounds"][...]
+    return StoreArrays(
+        group["s1grd"], group["labels"], group["observed_seasons"], group["bounds"][...]
+    )
 
 
 def mark_incomplete(path: str | Path) -> None:
@@ -133,32 +186,21 @@ def is_complete(path: str | Path) -> bool:
 
 
 def finalise_store(
-    path: str | Path,
-    split: np.ndarray,
-    valid: np.ndarray,
-    crs: np.ndarray,
-    transform: np.ndarray,
-    nodata_fraction: np.ndarray,
-    stats: dict,
-    s1: dict,
+    path: str | Path, coordinates: Mapping[str, np.ndarray], stats: dict, s1: dict
 ) -> None:
-    """Write the per-tile coordinates, the statistics and what the S1 files were (`s1`:
-    layouts, orbit passes), then mark the store complete."""
+    """Write the per-tile coordinates (every one of TILE_COORDINATES), the statistics and
+    what the S1 files were (`s1`: layouts, orbit passes), then mark the store complete."""
     group = zarr.open_group(path, mode="r+", zarr_format=3)
-    write_coordinate(group, "split", split.astype(object), ("tile",), str)
-    write_coordinate(group, "valid", valid.astype(bool), ("tile",), "bool")
-    write_coordinate(group, "crs", crs.astype(object), ("tile",), str)
-    write_coordinate(
-        group, "transform", transform.astype(np.float64), ("tile", "affine"), "float64"
-    )
-    write_coordinate(
-        group, "nodata_fraction", nodata_fraction.astype(np.float32), ("tile",), "float32"
-    )
+    for name, (dims, dtype) in TILE_COORDINATES.items():
+        values = np.asarray(coordinates[name])
+        values = values.astype(object) if dtype is str else values.astype(dtype)
+        write_coordinate(group, name, values, dims, dtype)
     # On the array, as the store's statistics of its pixels.
     group["s1grd"].attrs.update({"normalisation": stats, "source_files": s1})
     consolidate(path)
     with atomic_path(Path(path) / COMPLETE_MARKER, is_dir=True) as tmp:
-        zarr.open_group(tmp, mode="w", zarr_format=3, attributes={"tiles": len(split)})
+        tiles = len(coordinates["split"])
+        zarr.open_group(tmp, mode="w", zarr_format=3, attributes={"tiles": tiles})
 
 
 def open_store(path: str | Path) -> xr.Dataset:

@@ -1,10 +1,8 @@
 from dataclasses import fields
 
 from sarssl.probe import ProbeSettings
+from sarssl.results import SI_TABLE2_MODELS, TABLE1_MODELS
 from sarssl.runs import grid_seeds
-
-TABLE1_MODELS = ("attention-unet", "tokens-decoder")
-SI_MODELS = ("s1grd-unet", "s1grd-attention-unet")
 
 
 def evaluation_aoi(pretrain):
@@ -89,7 +87,8 @@ def probe_settings(wildcards):
     """The knn_probe rule's sarssl.probe.ProbeSettings from the probe section (the
     dataclass holds the defaults)."""
     names = {f.name for f in fields(ProbeSettings)} - {"seed"}
-    return {key: PROBE[key] for key in names if key in PROBE} | {
+    # Sorted: a set's order changes between runs, and params in another order rerun the jobs.
+    return {key: PROBE[key] for key in sorted(names) if key in PROBE} | {
         "seed": config["dino"].get("seed", ProbeSettings.seed)
     }
 
