@@ -51,13 +51,21 @@ def test_the_plan_is_the_arithmetic_of_its_inputs(monkeypatch):
     assert run["wall_hours"] == pytest.approx(run["gpu_hours"] / 2)
     tiles_per_s = 989.4e12 * 0.25 / 1e12
     assert result["loader_cores"]["p"]["loader_cores_per_gpu"] == math.ceil(tiles_per_s * 0.006)
+    # I/O: 448^2 px x 12 channels x 2 bytes x 0.66 compression per tile read, at the rate.
+    read = 448**2 * 12 * 2 * 0.66
+    assert aoi["mb_per_tile"] == pytest.approx((read + 448**2 * 0.19) / 1e6)
+    assert run["read_mb_per_tile"] == pytest.approx(read / 1e6)
+    assert run["read_gb_per_s_per_gpu"] == pytest.approx(tiles_per_s * read / 1e9)
+    assert run["read_gb_per_s_per_node"] == pytest.approx(2 * tiles_per_s * read / 1e9)
+    assert run["read_tb"] == pytest.approx(600 * 10 * read / 1e12)
 
 
 def test_the_plan_command_prints_every_section(capsys, tmp_path):
     assert main(["plan", "--results", str(tmp_path)]) == 0  # no grid built: tiles estimated
     text = capsys.readouterr().out
     for words in ("AOI demo:", "Earth Engine:", "store:", "pre-training vittiny-demo",
-                  "GPU-hours", "cores per GPU", "fine-tuning grid: 30 runs",
+                  "GPU-hours", "cores per GPU", "GB/s per GPU", "GB/s per node",
+                  "MB per tile", "fine-tuning grid: 30 runs",
                   "tiles of demo estimated from the AOI's area"):  # fmt: skip
         assert words in text
 

@@ -84,6 +84,10 @@ def plan(
     """The cost plan of `config`, given the tiles per split of each AOI's whole grid
     (counted or estimated) and its resolved pre-training settings."""
     px, gee = config["data"]["tile_px"], config["gee"]
+    # Bytes of one tile as stored (compressed float16) and as pre-training reads it (the
+    # SAR only: DINO reads no labels).
+    s1_bytes = px * px * len(CHANNELS) * 2 * assumptions.s1_compression
+    tile_bytes = s1_bytes + px * px * assumptions.label_compression
     aois, pretraining, cores = {}, {}, {}
     for aoi in config["aois"]:
         name, grid = aoi["name"], grid_splits[aoi["name"]]
@@ -91,12 +95,7 @@ def plan(
         tiles = sum(kept.values())
         requests = 2 * tiles  # one computePixels for the S1 bands, one for WorldCover
         concurrency = min(gee["concurrency"] * aoi["n_shards"], assumptions.gee_project_concurrency)
-        store_bytes = (
-            tiles
-            * px
-            * px
-            * (len(CHANNELS) * 2 * assumptions.s1_compression + assumptions.label_compression)
-        )
+        store_bytes = tiles * tile_bytes
         aois[name] = {
             "tiles": tiles,
             "splits": kept,
@@ -107,6 +106,7 @@ def plan(
             "gee_hours": requests * assumptions.gee_seconds_per_request / concurrency / 3600,
             "gee_concurrency": concurrency,
             "store_tb": store_bytes / 1e12,
+            "mb_per_tile": tile_bytes / 1e6,
         }
     for name, settings in pretrain_settings.items():
         run = next(r for r in config["pretrain"] if r["name"] == name)
@@ -127,6 +127,11 @@ def plan(
             "wall_hours": gpu_hours(steps * settings.batch_size * per_tile, mfu, assumptions)
             / gpus,
             "tiles_per_gpu_s": tiles_per_gpu_s,
+            # Input I/O at the throughput goal: every epoch reads every train tile again.
+            "read_mb_per_tile": s1_bytes / 1e6,
+            "read_gb_per_s_per_gpu": tiles_per_gpu_s * s1_bytes / 1e9,
+            "read_gb_per_s_per_node": tiles_per_gpu_s * s1_bytes * run["gpus"] / 1e9,
+            "read_tb": steps * settings.batch_size * s1_bytes / 1e12,
             "schedules": schedule_readings(settings.as_dict()),
         }
         cores[name] = {
@@ -209,7 +214,8 @@ def describe(result: dict) -> str:
             f"{aoi['gee_hours']:.1f} h at {aoi['gee_concurrency']} concurrent requests "
             f"(assumed {a['gee_seconds_per_request']:g} s per request; the project allows "
             f"about {a['gee_project_concurrency']})",
-            f"  store: {aoi['store_tb']:.2f} TB (float16, compression "
+            f"  store: {aoi['store_tb']:.2f} TB, {aoi['mb_per_tile']:.2f} MB per tile (float16, "
+            "compression "
             f"{a['s1_compression']:g} measured on the synthetic demo store; real SAR "
             "compresses less)",
         ]
@@ -224,6 +230,10 @@ def describe(result: dict) -> str:
             f"h on its {run['gpus']} GPUs; {run['tiles_per_gpu_s']:,.0f} tiles/s per GPU",
             f"  data loading: {cores} cores per GPU (a worker spends "
             f"{a['worker_ms_per_tile']:g} ms per tile, benchmarks/loader.py)",
+            f"  input I/O: {run['read_mb_per_tile']:.2f} MB read per tile (the SAR as stored), "
+            f"{run['read_gb_per_s_per_gpu']:.2f} GB/s per GPU and "
+            f"{run['read_gb_per_s_per_node']:.2f} GB/s per node of its GPUs at that rate; "
+            f"{run['read_tb']:,.0f} TB read over the run",
             *(f"  {sentence}" for sentence in run["schedules"]),
         ]
     finetune = result["finetune"]
