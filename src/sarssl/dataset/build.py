@@ -43,16 +43,15 @@ BadTilePolicy = Literal["record", "fail"]
 MOMENT_FIELDS = ("count", "mean", "m2")
 TILES_PER_THREAD_PER_BATCH = 16
 # What the report says of a tile's S1 file, kept or rejected (see sarssl.dataset.s1layout).
-S1_FIELDS = (
-    "s1_format",
-    "orbit_pass",
+# Pixel counts of decoding, summed over the AOI in stats.json.
+COUNT_FIELDS = (
     "cast_min_pixels",
     "cast_max_pixels",
     "extreme_nodata_pixels",
     "wraps_unwrapped",
     "wraps_nodata",
-    "effective_pixel_m",
 )
+S1_FIELDS = ("s1_format", "orbit_pass", *COUNT_FIELDS, "effective_pixel_m")
 # Share of pixels observed per season and polarisation (the rest is imputed).
 OBSERVED_FIELDS = tuple(f"observed_{s}_{p}" for s in SEASONS for p in POLARISATIONS)
 
@@ -311,16 +310,7 @@ def s1_summary(outcomes: pd.DataFrame) -> dict:
         .replace("", "as in the file")
         .value_counts()
         .to_dict(),
-        **{
-            field: int(outcomes[field].fillna(0).sum())
-            for field in (
-                "cast_min_pixels",
-                "cast_max_pixels",
-                "extreme_nodata_pixels",
-                "wraps_unwrapped",
-                "wraps_nodata",
-            )
-        },
+        **{field: int(outcomes[field].fillna(0).sum()) for field in COUNT_FIELDS},
     }
 
 
@@ -379,7 +369,7 @@ def finalise(
         "orbit_pass": frame.orbit_pass.fillna("").to_numpy(),
         "wraps_unwrapped": frame.wraps_unwrapped.fillna(0).to_numpy(),
         "wraps_nodata": frame.wraps_nodata.fillna(0).to_numpy(),
-        "effective_pixel_m": frame.effective_pixel_m.fillna(np.nan).to_numpy(),
+        "effective_pixel_m": frame.effective_pixel_m.to_numpy(),
     }
     finalise_store(store, coordinates, stats=stats, s1=s1)
     summary = {
