@@ -289,7 +289,9 @@ def loader_to_device(store: Path, device: torch.device, sizes: Sizes, tile_px: i
         loader = make_loader(dataset, batches, workers, device.type == "cuda")
         waits, warmup, steps = DataWait(), 2 * max(workers, 1), 0
         for step, batch in enumerate(waits.batches(loader)):
-            crops = device_views(batch, device, normalisation, settings.crops, crop_dtype)
+            crops = device_views(
+                batch, device, dataset.tiles.standardise, settings.crops, crop_dtype
+            )
             trainer.step(crops, freeze_last_layer=False, **STEP_ARGUMENTS)
             if step + 1 == warmup:
                 synchronize(device)

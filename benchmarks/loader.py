@@ -11,7 +11,11 @@ cores per GPU that ViT-Tiny and ViT-Base need at their throughput goals.
   batched), on the CPU here and on a GPU when there is one;
 - `sampler`: the batch sampler's cost per step at the paper's second run's 1.1 M tiles, today's
   (`sarssl.data.StepBatches`, one permutation per epoch) against the first pipeline's, which
-  drew the permutation of every tile at every step.
+  drew the permutation of every tile at every step;
+- `store dtypes`: the same AOI built as float32, float16, uint8 and uint16
+  (`data.store_dtype`): bytes per tile on disk, the error of the dB that `xr.open_zarr`
+  decodes against float32 (RMS and largest), pixels clipped, today's worker per tile and
+  the device transform per batch, the dtypes alternating round by round.
 
 Both worker variants read the same tiles in alternating rounds (medians reported), each
 measured with torch on one thread, as one worker process runs. The store is built by the
@@ -26,15 +30,18 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+import xarray as xr
 import yaml
 
 from sarssl.data import MultiCropTiles, Normalisation, StepBatches, StoreTiles, split_tiles
+from sarssl.dataset.quantise import STORE_DTYPES
 from sarssl.devices import default_device
 from sarssl.multicrop import CropSpec, crop_params
 from sarssl.pretrain import device_views
@@ -45,14 +52,16 @@ AOI_WKT = "POLYGON ((-1.15 41.55, -0.88 41.55, -0.88 41.75, -1.15 41.75, -1.15 4
 GOALS = {"ViT-Tiny (25 % MFU)": 1450, "ViT-Base (40 % MFU)": 210}
 
 
-def build_store(workdir: Path, tile_px: int = 448, aoi_wkt: str = AOI_WKT) -> Path:
+def build_store(
+    workdir: Path, tile_px: int = 448, aoi_wkt: str = AOI_WKT, store_dtype: str = "float16"
+) -> Path:
     """The store of a synthetic AOI, built by the pipeline itself."""
     workdir.mkdir(parents=True, exist_ok=True)
     wkt = workdir / "loader.wkt"
     wkt.write_text(aoi_wkt)
     config = {
         "aois": [{"name": "loader", "source": "synthetic", "wkt": str(wkt)}],
-        "data": {"tile_px": tile_px, "threads": 2},
+        "data": {"tile_px": tile_px, "threads": 2, "store_dtype": store_dtype},
     }
     configfile = workdir / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
@@ -81,6 +90,18 @@ def before(reader: StoreTiles, spec: CropSpec, seed: int, key: tuple[int, int]) 
     return views
 
 
+def alternating_ms(methods: dict[str, Callable[[], None]], count: int, rounds: int) -> dict:
+    """Median over `rounds` of each method's ms per call (`count` calls a round), the
+    methods taking turns round by round, so that a noisy neighbour hits them alike."""
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(rounds):
+        for name, method in methods.items():
+            start = time.perf_counter()
+            method()
+            times[name].append((time.perf_counter() - start) / count * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def worker_ms(store: Path, tiles: int, rounds: int) -> dict[str, float]:
     torch.set_num_threads(1)
     spec = CropSpec()
@@ -88,17 +109,10 @@ def worker_ms(store: Path, tiles: int, rounds: int) -> dict[str, float]:
     reader = StoreTiles(train, Normalisation.of_stores([store]))
     after = MultiCropTiles(reader, spec, seed=0)
     methods = {
-        "before": lambda key: before(reader, spec, 0, key),
-        "after": lambda key: after[key],
+        "before": lambda: [before(reader, spec, 0, (0, p)) for p in range(len(train))],
+        "after": lambda: [after[(0, p)] for p in range(len(train))],
     }
-    times: dict[str, list[float]] = {name: [] for name in methods}
-    for epoch in range(rounds):
-        for name, method in methods.items():
-            start = time.perf_counter()
-            for position in range(len(train)):
-                method((epoch, position))
-            times[name].append((time.perf_counter() - start) / len(train) * 1000)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return alternating_ms(methods, len(train), rounds)
 
 
 def device_ms(store: Path, batch: int, rounds: int, device: torch.device) -> dict[str, float]:
@@ -115,13 +129,77 @@ def device_ms(store: Path, batch: int, rounds: int, device: torch.device) -> dic
         samples = []
         for _ in range(rounds + 1):  # the first is a warm-up
             start = time.perf_counter()
-            views = device_views(loaded, device, normalisation, spec, dtype)
+            views = device_views(loaded, device, dataset.tiles.standardise, spec, dtype)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             samples.append((time.perf_counter() - start) * 1000)
             del views
         results[name] = statistics.median(samples[1:])
     return results
+
+
+def chunk_bytes(store: Path) -> int:
+    """Bytes of the s1grd chunks on disk."""
+    return sum(f.stat().st_size for f in (store / "s1grd").rglob("*") if f.parent.name != "s1grd")
+
+
+def store_dtypes(workdir: Path, tiles: int, rounds: int, batch: int) -> pd.DataFrame:
+    """The AOI built with each data.store_dtype, side by side against float32."""
+    stores = {dtype: build_store(workdir / dtype, store_dtype=dtype) for dtype in STORE_DTYPES}
+    reference = xr.open_zarr(stores["float32"])
+    valid = reference.valid.values
+    truth = reference.s1grd.values[valid].astype(np.float64)
+    torch.set_num_threads(1)
+    spec, rows, readers = CropSpec(), {}, {}
+    for dtype, store in stores.items():
+        opened = xr.open_zarr(store)
+        error = opened.s1grd.values[valid].astype(np.float64) - truth
+        positions = split_tiles(store, ["train", "val", "test"])[:tiles]
+        readers[dtype] = MultiCropTiles(
+            StoreTiles(positions, Normalisation.of_stores([store])), spec, seed=0
+        )
+        rows[dtype] = {
+            "store_dtype": dtype,
+            "tiles": int(valid.sum()),
+            "MB per tile on disk": chunk_bytes(store) / len(valid) / 1e6,
+            "bytes per value": chunk_bytes(store) / truth[0].size / len(valid),
+            "RMS error (dB)": float(np.sqrt(np.mean(error**2))),
+            "largest error (dB)": float(np.abs(error).max()),
+            "clipped pixels": int(opened.clipped_pixels.values.sum()),
+        }
+    workers = alternating_ms(
+        {
+            dtype: lambda reader=reader: [reader[(0, p)] for p in range(len(reader.tiles))]
+            for dtype, reader in readers.items()
+        },
+        min(tiles, len(readers["float16"].tiles)),
+        rounds,
+    )
+    device = default_device()
+    torch.set_num_threads(torch.get_num_threads())
+    batches = {
+        dtype: tuple(
+            torch.stack(parts)
+            for parts in zip(*(r[(0, p % len(r.tiles))] for p in range(batch)), strict=True)
+        )
+        for dtype, r in readers.items()
+    }
+    transform = alternating_ms(
+        {
+            dtype: lambda dtype=dtype: device_views(
+                batches[dtype], device, readers[dtype].tiles.standardise, spec, torch.float32
+            )
+            for dtype in readers
+        },
+        1,
+        max(2, rounds // 2),
+    )
+    float16_bytes = rows["float16"]["MB per tile on disk"]
+    for dtype, row in rows.items():
+        row["fewer bytes than float16"] = float16_bytes / row["MB per tile on disk"]
+        row["worker ms per tile"] = workers[dtype]
+        row["device transform ms per batch"] = transform[dtype]
+    return pd.DataFrame(list(rows.values()))
 
 
 def sampler_us(n_tiles: int, batch: int, steps: int) -> dict[str, float]:
@@ -156,7 +234,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="tiles per device batch")
     parser.add_argument("--sampler-tiles", type=int, default=1_100_000)
     parser.add_argument("--sampler-steps", type=int, default=200)
+    parser.add_argument(
+        "--dtypes-only", action="store_true", help="only the store dtypes' comparison"
+    )
     args = parser.parse_args()
+    dtypes = store_dtypes(args.workdir / "dtypes", args.tiles, args.rounds, args.batch)
+    print(f"store dtypes, {len(dtypes)} builds of one AOI of 448 px tiles:")
+    print(dtypes.to_markdown(index=False, floatfmt=".3f"))
+    if args.dtypes_only:
+        return
     sampler = sampler_us(args.sampler_tiles, 1024, args.sampler_steps)
     store = args.store or build_store(args.workdir)
     worker = worker_ms(store, args.tiles, args.rounds)

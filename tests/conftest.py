@@ -58,8 +58,11 @@ def quiet_grid(aoi: str, wkt: Path, chip_size_m: float):
         return build_tile_grid(aoi, wkt, chip_size_m)
 
 
-def prepare_sources(root: Path, wkt: Path, n_shards: int = 1, aoi: str = "tiny") -> Dataset:
-    """Grid, split, synthetic GeoTIFFs, manifests and an empty store; nothing built yet."""
+def prepare_sources(
+    root: Path, wkt: Path, n_shards: int = 1, aoi: str = "tiny", dtype: str = "float16"
+) -> Dataset:
+    """Grid, split, synthetic GeoTIFFs, manifests and an empty store (s1grd of `dtype`);
+    nothing built yet."""
     tiles_file = root / "tiles" / tiles_file_name(aoi)
     write_tiles_file(quiet_grid(aoi, wkt, TEST_TILE_PX * TEST_PIXEL_M), tiles_file)
     tiles = read_tiles(tiles_file)
@@ -81,7 +84,7 @@ def prepare_sources(root: Path, wkt: Path, n_shards: int = 1, aoi: str = "tiny")
         )
         manifests.append(manifest)
     store = root / "dataset.zarr"
-    create_store(store, tiles.identifier.tolist(), tile_bounds(tiles), TEST_TILE_PX, "float16", {})
+    create_store(store, tiles.identifier.tolist(), tile_bounds(tiles), TEST_TILE_PX, dtype, {})
     return Dataset(
         root,
         tiles_file,
@@ -180,14 +183,23 @@ def tiny_settings(store: Path, **overrides):
     return PretrainSettings.from_dict({**settings.as_dict(), **overrides})
 
 
+def built_tiny_store(root: Path, dtype: str) -> Path:
+    (root / "tiny.wkt").write_text(TINY_AOI_WKT)
+    data = prepare_sources(root, root / "tiny.wkt", dtype=dtype)
+    build_all(data)
+    return data.store
+
+
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory) -> Path:
     """A built store of the tiny AOI, shared (read-only) by the tests that train on it."""
-    root = tmp_path_factory.mktemp("tiny-store")
-    (root / "tiny.wkt").write_text(TINY_AOI_WKT)
-    data = prepare_sources(root, root / "tiny.wkt")
-    build_all(data)
-    return data.store
+    return built_tiny_store(tmp_path_factory.mktemp("tiny-store"), "float16")
+
+
+@pytest.fixture(scope="session")
+def tiny_store_uint8(tmp_path_factory) -> Path:
+    """The tiny store packed as uint8 (the same tiles as tiny_store), shared, read-only."""
+    return built_tiny_store(tmp_path_factory.mktemp("tiny-store-uint8"), "uint8")
 
 
 @pytest.fixture(scope="session")

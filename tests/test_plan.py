@@ -34,30 +34,39 @@ def test_the_plan_is_the_arithmetic_of_its_inputs(monkeypatch):
     monkeypatch.setattr(cost, "pretrain_flops_per_tile", lambda settings: 1e12)
     config = {
         "aois": [{"name": "a", "n_shards": 1, "max_tiles": None}],
-        "data": {"tile_px": 448},
+        "data": {"tile_px": 448, "store_dtype": "uint8"},
         "split": {"fractions": {"train": 0.6, "val": 0.2, "test": 0.2}},
         "gee": {"concurrency": 20},
         "pretrain": [{"name": "p", "aois": ["a"], "gpus": 2, "nodes": 1}],
         "finetune": {"aoi": None},
     }
     settings = PretrainSettings("p", "vit_tiny_patch16_224", (), epochs=10, batch_size=10)
-    result = cost.plan(config, {"a": {"train": 600, "val": 200, "test": 200}}, {"p": settings})
+    assumptions = cost.Assumptions(
+        s1_bytes_per_value={"float16": 1.2, "uint8": 0.5},
+        worker_ms_per_tile={"float16": 6.0, "uint8": 3.0},
+    )
+    tiles = {"a": {"train": 600, "val": 200, "test": 200}}
+    result = cost.plan(config, tiles, {"p": settings}, assumptions)
     aoi, run = result["aois"]["a"], result["pretrain"]["p"]
     assert aoi["gee_requests"] == 2000
     assert aoi["gee_hours"] == pytest.approx(2000 * 10 / 20 / 3600)
-    assert aoi["store_tb"] == pytest.approx(1000 * 448**2 * (12 * 2 * 0.66 + 0.19) / 1e12)
+    assert aoi["store_tb"] == pytest.approx(1000 * 448**2 * (12 * 0.5 + 0.19) / 1e12)
     assert run["train_tiles"] == 600 and run["steps"] == 10 * 60
     assert run["gpu_hours"] == pytest.approx(600 * 10 * 1e12 / (989.4e12 * 0.25) / 3600)
     assert run["wall_hours"] == pytest.approx(run["gpu_hours"] / 2)
     tiles_per_s = 989.4e12 * 0.25 / 1e12
-    assert result["loader_cores"]["p"]["loader_cores_per_gpu"] == math.ceil(tiles_per_s * 0.006)
-    # I/O: 448^2 px x 12 channels x 2 bytes x 0.66 compression per tile read, at the rate.
-    read = 448**2 * 12 * 2 * 0.66
+    assert result["loader_cores"]["p"]["loader_cores_per_gpu"] == math.ceil(tiles_per_s * 0.003)
+    # I/O: 448^2 px x 12 channels x 0.5 bytes per stored uint8 value per tile read.
+    read = 448**2 * 12 * 0.5
     assert aoi["mb_per_tile"] == pytest.approx((read + 448**2 * 0.19) / 1e6)
     assert run["read_mb_per_tile"] == pytest.approx(read / 1e6)
     assert run["read_gb_per_s_per_gpu"] == pytest.approx(tiles_per_s * read / 1e9)
     assert run["read_gb_per_s_per_node"] == pytest.approx(2 * tiles_per_s * read / 1e9)
     assert run["read_tb"] == pytest.approx(600 * 10 * read / 1e12)
+    as_float16 = cost.plan(
+        {**config, "data": {"tile_px": 448}}, tiles, {"p": settings}, assumptions
+    )
+    assert as_float16["pretrain"]["p"]["read_mb_per_tile"] == pytest.approx(448**2 * 12 * 1.2 / 1e6)
 
 
 def test_the_plan_command_prints_every_section(capsys, tmp_path):

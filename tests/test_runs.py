@@ -14,6 +14,7 @@ from sarssl.runs import (
     FinetuneSettings,
     Run,
     check_run,
+    context_settings,
     grid_runs,
     run_file,
     settings_from_config,
@@ -101,3 +102,13 @@ def test_a_reading_a_model_cannot_have_is_named():
         FinetuneSettings(**common, model="attention-unet", checkpoint="vit.pt")
     with pytest.raises(ConfigError, match=r"s1grd-unet: attention_input 'upsampled'"):
         FinetuneSettings(**common, model="s1grd-unet", attention_input="upsampled")
+
+
+def test_the_context_check_is_the_s1grd_unet_with_its_own_epochs_and_the_grids_settings():
+    finetune = {"seed": 7, "seeds": 3, "epochs": 12, "lr": 3e-3, "width": 16, "batch_size": 4}
+    finetune |= {"attention_input": "native", "loader_workers": 0}
+    settings = context_settings(finetune, {"percent": 100, "epochs": 30}, "store.zarr")
+    assert (settings.model, settings.init, settings.fraction) == ("s1grd-unet", "scratch", 100)
+    assert (settings.epochs, settings.seed, settings.store) == (30, 7, "store.zarr")
+    assert (settings.lr, settings.width, settings.batch_size) == (3e-3, 16, 4)
+    assert settings.checkpoint is None and settings.attention_store is None

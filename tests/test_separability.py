@@ -4,6 +4,7 @@ tile, and the table of the tiny store."""
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import zarr
@@ -15,6 +16,8 @@ from sarssl.separability import (
     INPUTS,
     SeparabilitySettings,
     classifiers,
+    context_row,
+    goal_lines,
     separability_table,
     tile_samples,
 )
@@ -111,3 +114,40 @@ def test_a_store_without_test_tiles_gives_an_empty_table_not_an_error(tiny_store
     split[:] = np.where(split[:] == "test", "val", split[:])
     table = separability_table(store, SeparabilitySettings(pixels_per_tile=16))
     assert table.empty and list(table.columns) == COLUMNS
+
+
+def test_the_context_row_scores_the_unet_from_its_confusion_matrix():
+    metrics = {
+        "confusion_matrix": [[3, 1], [0, 4]],
+        "miou": 0.65,
+        "tiles": {"train": 39, "val": 12, "test": 13},
+        "epochs": 30,
+    }
+    row = context_row(metrics)
+    assert row["accuracy"] == pytest.approx(7 / 8) and row["miou"] == 0.65
+    assert row["input"] == "tile" and row["train_samples"] == 39 and row["test_samples"] == 8
+    assert row["classifier"] == "U-Net on S1GRD (39 train tiles, 30 epochs)"
+
+
+@pytest.mark.parametrize(
+    ("pixel_miou", "unet_miou", "pixel_verdict", "context_verdict"),
+    [
+        (0.231, 0.292, "met (best: k-NN, 0.231)", "met (+6.1 points)"),
+        (0.231, 0.260, "met (best: k-NN, 0.231)", "not met (+2.9 points)"),
+        (0.320, 0.500, "not met (best: k-NN, 0.320)", "met (+18.0 points)"),
+    ],
+)
+def test_goal_lines_compare_the_best_pixel_classifier_with_the_unet(
+    pixel_miou, unet_miou, pixel_verdict, context_verdict
+):
+    table = pd.DataFrame(
+        [
+            {"input": "pixel", "classifier": "LDA", "miou": 0.2},
+            {"input": "pixel", "classifier": "k-NN", "miou": pixel_miou},
+            {"input": "patch mean", "classifier": "k-NN", "miou": 0.9},  # not a pixel
+            {"input": "tile", "classifier": "U-Net", "miou": unet_miou},
+        ]
+    )
+    pixels, context = goal_lines(table)
+    assert pixels.endswith(f"MIoU: {pixel_verdict}.") and context.endswith(f": {context_verdict}.")
+    assert goal_lines(table[table["input"] != "tile"]) == [pixels]

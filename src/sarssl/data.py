@@ -19,8 +19,9 @@ import torch
 import zarr
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .dataset.quantise import ChannelCoding
 from .dataset.stats import Moments
-from .dataset.store import open_store, split_positions
+from .dataset.store import channel_coding, open_store, split_positions
 from .errors import ConfigError
 from .multicrop import CropSpec, crop_params
 
@@ -53,11 +54,28 @@ class Normalisation:
     def from_dict(cls, values: dict) -> "Normalisation":
         return cls(np.asarray(values["mean"]), np.asarray(values["std"]))
 
-    def standardise(self, tiles: torch.Tensor) -> torch.Tensor:
-        """([batch,] channel, y, x) dB, on any device -> float32 standardised values."""
-        mean = torch.as_tensor(self.mean, dtype=torch.float32, device=tiles.device)
-        std = torch.as_tensor(self.std, dtype=torch.float32, device=tiles.device)
-        return (tiles.float() - mean[:, None, None]) / std[:, None, None]
+
+@dataclass(frozen=True)
+class Standardiser:
+    """Stored values -> standardised float32 in one multiply-add per channel:
+    (value * scale_factor + add_offset - mean) / std. Decoding a packed store's integers is
+    folded into standardisation, so it runs wherever standardisation runs: on the training
+    device, for tiles that loader workers ship as stored."""
+
+    gain: np.ndarray  # (channel,)
+    bias: np.ndarray
+
+    @classmethod
+    def of(cls, normalisation: Normalisation, coding: ChannelCoding) -> "Standardiser":
+        std = np.asarray(normalisation.std, dtype=np.float64)
+        mean = np.asarray(normalisation.mean, dtype=np.float64)
+        return cls(coding.scale_factor / std, (coding.add_offset - mean) / std)
+
+    def __call__(self, stored: torch.Tensor) -> torch.Tensor:
+        """([batch,] channel, y, x) stored values, on any device -> float32."""
+        gain = torch.as_tensor(self.gain, dtype=torch.float32, device=stored.device)
+        bias = torch.as_tensor(self.bias, dtype=torch.float32, device=stored.device)
+        return stored.float() * gain[:, None, None] + bias[:, None, None]
 
 
 @dataclass(frozen=True)
@@ -86,12 +104,29 @@ class LazyArrays:
         return self._arrays[store, name]
 
 
+def stores_coding(stores: Sequence[str]) -> ChannelCoding:
+    """The one coding of the s1grd arrays of `stores` (float32 dB for none)."""
+    codings = {
+        store: channel_coding(zarr.open_group(store, mode="r")["s1grd"])
+        for store in dict.fromkeys(stores)
+    }
+    if len(set(codings.values())) > 1:
+        listed = ", ".join(f"{store} ({c.dtype})" for store, c in codings.items())
+        raise ConfigError(
+            f"stores read together hold their channels differently: {listed}; build them "
+            "with one data.store_dtype"
+        )
+    return next(iter(codings.values()), ChannelCoding.of_dtype("float32"))
+
+
 class StoreTiles:
     """Reads whole tiles (normalised SAR channels, labels) of one or more stores."""
 
     def __init__(self, tiles: Sequence[TileRef], normalisation: Normalisation):
         self.tiles = list(tiles)
         self.normalisation = normalisation
+        self.coding = stores_coding([t.store for t in self.tiles])
+        self.standardise = Standardiser.of(normalisation, self.coding)
         self.arrays = LazyArrays()
 
     def __len__(self) -> int:
@@ -99,10 +134,11 @@ class StoreTiles:
 
     def image(self, position: int) -> torch.Tensor:
         """(channel, y, x) standardised float32."""
-        return self.normalisation.standardise(self.stored(position))
+        return self.standardise(self.stored(position))
 
     def stored(self, position: int) -> torch.Tensor:
-        """(channel, y, x) dB as stored (float16 by default): what a loader worker ships."""
+        """(channel, y, x) as stored (float16 dB by default, or a packed store's integer
+        codes): what a loader worker ships."""
         tile = self.tiles[position]
         return torch.from_numpy(self.arrays.get(tile.store, "s1grd")[tile.index])
 
@@ -114,8 +150,8 @@ class StoreTiles:
 
 class MultiCropTiles(Dataset):
     """Item (epoch, position) -> the stored tile and the boxes and flips of its multi-crop
-    views for that epoch. Workers only read: standardisation and resampling run batched on
-    the training device (sarssl.multicrop.crop_batch)."""
+    views for that epoch. Workers only read: decoding, standardisation and resampling run
+    batched on the training device (sarssl.pretrain.device_views)."""
 
     def __init__(self, tiles: StoreTiles, crops: CropSpec, seed: int):
         self.tiles, self.crops, self.seed = tiles, crops, seed

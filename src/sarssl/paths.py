@@ -57,6 +57,15 @@ FINETUNE_PREDICTIONS = FINETUNE_RUN + "/predictions.npz"
 FINETUNE_LOG = FINETUNE_RUN + "/train.log"
 FINETUNE_BENCHMARK = JOB_BENCHMARKS + "/finetune/" + FINETUNE_NAME + ".tsv"
 
+# The context check of an AOI's data (realism): a U-Net on the S1GRD channels of its train
+# tiles, beside the per-pixel classifiers of the separability table.
+CONTEXT_RUN = "results/realism/{aoi}/context_unet"
+CONTEXT_METRICS = CONTEXT_RUN + "/metrics.json"
+CONTEXT_CONFIG = CONTEXT_RUN + "/config.json"
+CONTEXT_PREDICTIONS = CONTEXT_RUN + "/predictions.npz"
+CONTEXT_LOG = CONTEXT_RUN + "/train.log"
+CONTEXT_BENCHMARK = JOB_BENCHMARKS + "/realism/context_unet_{aoi}.tsv"
+
 # Results.
 TABLES = "results/tables"
 RUNS_TABLE = TABLES + "/runs.csv"

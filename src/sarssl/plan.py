@@ -11,7 +11,8 @@ peak at a model FLOP utilisation (MFU) goal.
 """
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import torch
 
@@ -28,23 +29,32 @@ from .training import counted_flops
 H100_BF16_PEAK = BF16_PEAK_FLOPS["H100"]  # dense bf16 tensor-core FLOP/s, H100 SXM
 
 
+# Measured side by side on one AOI of synthetic 448 px tiles built with each dtype by
+# benchmarks/loader.py (RESULTS.md, "Pre-training input", 2026-11-29), rounded up. Real
+# composites carry more speckle entropy than the synthetic ones: the bytes are lower bounds.
+STORED_BYTES_PER_VALUE = {"float32": 3.0, "float16": 1.17, "uint16": 1.44, "uint8": 0.58}
+WORKER_MS_PER_TILE = {"float32": 14.0, "float16": 8.0, "uint16": 9.0, "uint8": 4.0}
+
+
 @dataclass(frozen=True)
 class Assumptions:
     """Per-unit figures that cannot be counted from the config."""
 
     gee_seconds_per_request: float = 10.0
     gee_project_concurrency: int = 40  # Earth Engine's concurrent requests per project
-    # float16 SAR chunks after Blosc-zstd: 0.66 measured on the synthetic demo store; real
-    # composites carry more speckle entropy, so this is a lower bound.
-    s1_compression: float = 0.66
+    # Per data.store_dtype: bytes per stored SAR value after compression, and a loader
+    # worker's CPU ms per 448 px tile (read, decompress, draw the crops; one thread).
+    s1_bytes_per_value: Mapping[str, float] = field(
+        default_factory=lambda: dict(STORED_BYTES_PER_VALUE)
+    )
+    worker_ms_per_tile: Mapping[str, float] = field(
+        default_factory=lambda: dict(WORKER_MS_PER_TILE)
+    )
     label_compression: float = 0.19  # measured on the demo store
     gpu_peak_flops: float = H100_BF16_PEAK
     small_vit_mfu: float = 0.25  # ViT-Tiny / Small: the compass goal
     large_vit_mfu: float = 0.40  # ViT-Base and larger
     finetune_mfu: float = 0.30  # convolutional decoders and U-Nets in bf16
-    # One data-loader worker per tile: 5.9-7.8 ms measured by benchmarks/loader.py
-    # (RESULTS.md), the slower taken.
-    worker_ms_per_tile: float = 8.0
 
 
 def finetune_flops_per_tile(
@@ -84,9 +94,10 @@ def plan(
     """The cost plan of `config`, given the tiles per split of each AOI's whole grid
     (counted or estimated) and its resolved pre-training settings."""
     px, gee = config["data"]["tile_px"], config["gee"]
-    # Bytes of one tile as stored (compressed float16) and as pre-training reads it (the
-    # SAR only: DINO reads no labels).
-    s1_bytes = px * px * len(CHANNELS) * 2 * assumptions.s1_compression
+    dtype = config["data"].get("store_dtype", "float16")
+    # Bytes of one tile as stored and as pre-training reads it (the SAR only: DINO reads
+    # no labels).
+    s1_bytes = px * px * len(CHANNELS) * assumptions.s1_bytes_per_value[dtype]
     tile_bytes = s1_bytes + px * px * assumptions.label_compression
     aois, pretraining, cores = {}, {}, {}
     for aoi in config["aois"]:
@@ -136,7 +147,7 @@ def plan(
         }
         cores[name] = {
             "loader_cores_per_gpu": math.ceil(
-                tiles_per_gpu_s * assumptions.worker_ms_per_tile / 1000
+                tiles_per_gpu_s * assumptions.worker_ms_per_tile[dtype] / 1000
             ),
         }
     kept_splits = {name: aoi["splits"] for name, aoi in aois.items()}
@@ -146,6 +157,7 @@ def plan(
         "pretrain": pretraining,
         "loader_cores": cores,
         "finetune": finetuning,
+        "store_dtype": dtype,
         "assumptions": assumptions.__dict__,
     }
 
@@ -205,7 +217,7 @@ def aoi_tile_lines(name: str, aoi: dict) -> list[str]:
 
 def describe(result: dict) -> str:
     """The plan as text, each figure beside its assumption."""
-    a = result["assumptions"]
+    a, dtype = result["assumptions"], result["store_dtype"]
     lines = ["Cost plan", ""]
     for name, aoi in result["aois"].items():
         lines += [
@@ -214,10 +226,9 @@ def describe(result: dict) -> str:
             f"{aoi['gee_hours']:.1f} h at {aoi['gee_concurrency']} concurrent requests "
             f"(assumed {a['gee_seconds_per_request']:g} s per request; the project allows "
             f"about {a['gee_project_concurrency']})",
-            f"  store: {aoi['store_tb']:.2f} TB, {aoi['mb_per_tile']:.2f} MB per tile (float16, "
-            "compression "
-            f"{a['s1_compression']:g} measured on the synthetic demo store; real SAR "
-            "compresses less)",
+            f"  store: {aoi['store_tb']:.2f} TB, {aoi['mb_per_tile']:.2f} MB per tile "
+            f"({dtype}, {a['s1_bytes_per_value'][dtype]:g} bytes per SAR value measured on "
+            "synthetic tiles, benchmarks/loader.py; real SAR compresses less)",
         ]
     for name, run in result["pretrain"].items():
         cores = result["loader_cores"][name]["loader_cores_per_gpu"]
@@ -229,7 +240,7 @@ def describe(result: dict) -> str:
             f"{a['gpu_peak_flops'] / 1e12:.0f} TFLOP/s (H100 dense bf16); {run['wall_hours']:,.1f} "
             f"h on its {run['gpus']} GPUs; {run['tiles_per_gpu_s']:,.0f} tiles/s per GPU",
             f"  data loading: {cores} cores per GPU (a worker spends "
-            f"{a['worker_ms_per_tile']:g} ms per tile, benchmarks/loader.py)",
+            f"{a['worker_ms_per_tile'][dtype]:g} ms per {dtype} tile, benchmarks/loader.py)",
             f"  input I/O: {run['read_mb_per_tile']:.2f} MB read per tile (the SAR as stored), "
             f"{run['read_gb_per_s_per_gpu']:.2f} GB/s per GPU and "
             f"{run['read_gb_per_s_per_node']:.2f} GB/s per node of its GPUs at that rate; "

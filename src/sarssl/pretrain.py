@@ -31,7 +31,15 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .backbone import create_backbone, load_checkpoint
-from .data import MultiCropTiles, Normalisation, StepBatches, StoreTiles, make_loader, split_tiles
+from .data import (
+    MultiCropTiles,
+    Normalisation,
+    Standardiser,
+    StepBatches,
+    StoreTiles,
+    make_loader,
+    split_tiles,
+)
 from .dataset.bands import CHANNELS
 from .devices import (
     autocast,
@@ -180,15 +188,16 @@ def pretrain_flops_per_tile(settings: PretrainSettings) -> float:
 def device_views(
     batch: tuple[torch.Tensor, ...],
     device: torch.device,
-    normalisation: Normalisation,
+    standardise: Standardiser,
     spec: CropSpec,
     dtype: torch.dtype,
 ) -> list[torch.Tensor]:
     """A loader batch (stored tiles, crop boxes, flips; pinned on a GPU run) -> the
     standardised multi-crop views, computed on `device` in `dtype`: the precision in which
-    the backbone reads its input under autocast anyway."""
+    the backbone reads its input under autocast anyway. A packed store's integer tiles
+    cross to the device as they are stored, and are decoded there."""
     tiles, boxes, flips = (x.to(device, non_blocking=True) for x in batch)
-    return crop_batch(normalisation.standardise(tiles).to(dtype), boxes, flips, spec)
+    return crop_batch(standardise(tiles).to(dtype), boxes, flips, spec)
 
 
 EMAUpdate = Callable[[list[torch.Tensor], list[torch.Tensor], float], None]
@@ -386,7 +395,7 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
     waits = DataWait()
     for step, batch in enumerate(waits.batches(loader), start=start_step):
         epoch = step // batches.steps_per_epoch
-        crops = device_views(batch, device, normalisation, settings.crops, crop_dtype)
+        crops = device_views(batch, device, dataset.tiles.standardise, settings.crops, crop_dtype)
         sums += trainer.step(
             crops,
             lr=float(schedules.lr[step]),

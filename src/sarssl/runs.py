@@ -223,3 +223,22 @@ def write_settings(settings: FinetuneSettings, path: str | Path) -> None:
 
 def read_settings(path: str | Path) -> FinetuneSettings:
     return FinetuneSettings(**json.loads(Path(path).read_text()))
+
+
+# The context check's U-Net starts from nothing: no pre-training run.
+CONTEXT_PRETRAIN = "none"
+
+
+def context_settings(finetune: dict, context: dict, store: str) -> FinetuneSettings:
+    """The context check of a store (config realism.context_unet): the S1GRD U-Net from
+    scratch on `percent` % of its train tiles for `epochs` epochs, with the fine-tuning
+    grid's other settings and first seed."""
+    run = Run(
+        CONTEXT_PRETRAIN,
+        "s1grd-unet",
+        "scratch",
+        float(context["percent"]),
+        grid_seeds(finetune)[0],
+    )
+    trained = {**finetune, "epochs": context["epochs"]}
+    return settings_from_config(trained, run, store, "", "", FinetuneSettings.backbone)

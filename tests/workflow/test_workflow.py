@@ -95,6 +95,7 @@ def workflow_run(tmp_path_factory, tiny_checkpoint):
         **TINY_DATA_CONFIG,
         **pretraining,
         "finetune": finetune,
+        "realism": {"context_unet": {"percent": 100, "epochs": 2}},
     }
     configfile = write_config(workdir, config)
     result = snakemake(workdir, "--cores", "2", "--configfile", str(configfile))
@@ -178,6 +179,17 @@ def test_the_workflow_writes_tables_figures_and_a_report(workflow_run):
     } and set(probe.split) == {"val", "test"}
     assert probe.patch_accuracy.between(0, 1).all()
     assert (probe.patch_accuracy_low <= probe.patch_accuracy).all()
+    # The realism table: classifiers without context, and the context check's U-Net on the
+    # AOI's train tiles, 2 epochs, with the goals beneath.
+    separability = pd.read_csv(tables / "separability_tiny.csv")
+    context = separability[separability["input"] == "tile"]
+    context_metrics = json.loads(
+        (workdir / "results/realism/tiny/context_unet/metrics.json").read_text()
+    )
+    assert context_metrics["epochs"] == 2 and context_metrics["fraction"] == 100
+    assert context.miou.tolist() == [pytest.approx(context_metrics["miou"])]
+    assert context.train_samples.tolist() == [context_metrics["tiles"]["train"]]
+    assert "- Context pays" in (tables / "separability_tiny.md").read_text()
     report = workdir / "report.html"
     snakemake(workdir, "--report", str(report), "--configfile", str(configfile))
     assert report.stat().st_size > 100_000

@@ -37,6 +37,8 @@ SITE_RESOURCES = {
     )
     if os.environ.get(var)
 }
+# Rules on the DAG's critical path run first among the jobs that are ready (default 0).
+CRITICAL_PATH_PRIORITY = 10
 # GPU rules go to a GPU partition (and GPU model) when the site sets one.
 GPU_SITE_RESOURCES = SITE_RESOURCES | {
     key: os.environ[var]

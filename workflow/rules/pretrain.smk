@@ -14,6 +14,9 @@ rule pretrain:
         "logs/pretrain/{pretrain}.log",
     benchmark:
         "benchmarks/runs/pretrain/{pretrain}.tsv"
+    # The pre-training and the attention maps are the DAG's critical path: most of the grid
+    # waits for them, so they start before jobs that could run any time (the context check).
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../envs/sarssl.yaml"
     threads: pretrain_resource("threads")
@@ -43,6 +46,7 @@ rule attention_maps:
         "logs/pretrain/{pretrain}/attention_maps/{aoi}.log",
     benchmark:
         "benchmarks/runs/pretrain/{pretrain}/attention_maps/{aoi}.tsv"
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../envs/sarssl.yaml"
     threads: ATTENTION["threads"]

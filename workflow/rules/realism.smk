@@ -3,11 +3,11 @@ include: "common/realism.smk"
 
 rule realism:
     """How separable an AOI's land-cover classes are without spatial context (per-pixel and
-    per-patch-mean classifiers, the realism check of the synthetic source), and its
-    backscatter against a real Sentinel-1 chip."""
+    per-patch-mean classifiers, the realism check of the synthetic source) and, where the
+    config asks, with it (the context check's U-Net), and its backscatter against a real
+    Sentinel-1 chip."""
     input:
-        stats=paths.STATS,
-        reference=realism_reference,
+        unpack(realism_inputs),
     output:
         **table(SEPARABILITY_TABLE, "../report/realism.rst"),
         figure=report(
@@ -32,3 +32,32 @@ rule realism:
         boxcar_px=REALISM["boxcar_px"],
     script:
         "../scripts/separability.py"
+
+
+rule context_unet:
+    """The context check of an AOI's data: the U-Net on the 12 S1GRD channels from scratch,
+    on the train tiles the separability classifiers are fitted on (realism.context_unet:
+    percent, epochs; the grid's other settings), best epoch on validation MIoU, scored on
+    the whole test split."""
+    input:
+        stats=paths.STATS,
+    output:
+        metrics=paths.CONTEXT_METRICS,
+        config=paths.CONTEXT_CONFIG,
+        predictions=paths.CONTEXT_PREDICTIONS,
+    log:
+        paths.CONTEXT_LOG,
+    benchmark:
+        paths.CONTEXT_BENCHMARK
+    conda:
+        "../../envs/sarssl.yaml"
+    threads: FINETUNE["threads"]
+    resources:
+        **GPU_SITE_RESOURCES,
+        gpu=int(FINETUNE["unet_gpu"]),
+        mem_mb=FINETUNE["mem_mb"],
+        runtime=FINETUNE["runtime"],
+    params:
+        settings=context_unet_settings,
+    script:
+        "../scripts/finetune.py"

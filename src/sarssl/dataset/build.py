@@ -27,7 +27,7 @@ from .s1layout import LayoutError, OrbitPass, implausible_db, read_s1_bands
 from .seasonal import StackedTile, stack_tile, tile_labels
 from .sources import read_manifest, write_csv
 from .stats import Moments
-from .store import StoreArrays, finalise_store, mark_incomplete, open_arrays
+from .store import StoreArrays, channel_coding, finalise_store, mark_incomplete, open_arrays
 from .tilegrid import (
     CANONICAL_CRS,
     TileGrid,
@@ -80,6 +80,7 @@ def _report_columns() -> list[str]:
         "crs",
         *[f"t{i}" for i in range(6)],
         "nodata_fraction",
+        "clipped_pixels",
         *OBSERVED_FIELDS,
         *moments,
         *classes,
@@ -161,29 +162,44 @@ def process_tile(
     `source_error` is why the source could not deliver the tile (e.g. a failed export)."""
     row: dict = {"index": index, "tile": tile}
     s1grd, labels, observed_seasons, _ = arrays
+    coding = channel_coding(s1grd)
     try:
         if source_error:
             raise TileError(tile, f"source failed: {source_error}")
         data = read_tile(tile, s1_path, label_path, grid, settings)
-        stored = data.stacked.channels.astype(s1grd.dtype)
+        stored, clipped = coding.encode(data.stacked.channels)
         if not np.isfinite(stored).all():
             raise TileError(tile, f"values overflow the store dtype {s1grd.dtype}", data.s1)
     except TileError as err:
         if settings.bad_tile_policy == "fail":
             raise
         log.warning("rejected %s", err)
-        # Rejected tiles hold zeros and ignored labels: no NaN anywhere in a finished store.
-        s1grd[index] = np.zeros(s1grd.shape[1:], dtype=s1grd.dtype)
+        # Rejected tiles hold 0 dB and ignored labels: no NaN anywhere in a finished store.
+        s1grd[index] = coding.encode(np.zeros(s1grd.shape[1:], dtype=np.float32))[0]
         labels[index] = np.full(labels.shape[1:], IGNORE_INDEX, dtype=np.uint8)
         observed_seasons[index] = np.zeros(observed_seasons.shape[1:], dtype=np.uint8)
         return {**row, **err.details, "status": "rejected", "reason": err.reason}
     s1grd[index] = stored
     labels[index] = data.classes
     observed_seasons[index] = data.stacked.observed_seasons
-    moments = Moments.of_pixels(stored, data.stacked.valid)
+    if clipped:
+        log.warning(
+            "%s: %d pixels beyond the %s store's range of %.1f..%.1f dB were clipped",
+            tile,
+            clipped,
+            coding.dtype,
+            coding.add_offset,
+            coding.highest_db,
+        )
+    # The statistics of the values as a reader decodes them.
+    moments = Moments.of_pixels(coding.decode(stored), data.stacked.valid)
     row.update(data.s1)
     row.update(
-        status="ok", reason="", crs=CANONICAL_CRS, nodata_fraction=data.stacked.nodata_fraction
+        status="ok",
+        reason="",
+        crs=CANONICAL_CRS,
+        nodata_fraction=data.stacked.nodata_fraction,
+        clipped_pixels=clipped,
     )
     row.update(zip(OBSERVED_FIELDS, data.stacked.observed_fraction.ravel().tolist(), strict=True))
     row.update({f"t{i}": v for i, v in enumerate(tuple(grid.transform)[:6])})
@@ -314,6 +330,17 @@ def s1_summary(outcomes: pd.DataFrame) -> dict:
     }
 
 
+def store_summary(store: str | Path, outcomes: pd.DataFrame) -> dict:
+    """How the store holds dB, and the pixels clipped to a packed store's range."""
+    coding = channel_coding(open_arrays(store).s1grd)
+    return {
+        "dtype": coding.dtype,
+        **({"range_db": [coding.add_offset, coding.highest_db]} if coding.packed else {}),
+        **coding.attributes(),
+        "clipped_pixels": int(outcomes.clipped_pixels.fillna(0).sum()),
+    }
+
+
 def finalise(
     store: str | Path, outcomes: pd.DataFrame, stats_path: str | Path, rejected_path: str | Path
 ) -> dict:
@@ -337,7 +364,7 @@ def finalise(
         "mean": moments.mean.tolist(),
         "std": moments.std.tolist(),
         "pixels": int(moments.count[0]),
-        "computed_on": "valid pixels of valid train tiles, as stored",
+        "computed_on": "valid pixels of valid train tiles, as stored (decoded to dB)",
     }
     class_pixels = {
         name: frame.loc[
@@ -370,6 +397,7 @@ def finalise(
         "wraps_unwrapped": frame.wraps_unwrapped.fillna(0).to_numpy(),
         "wraps_nodata": frame.wraps_nodata.fillna(0).to_numpy(),
         "effective_pixel_m": frame.effective_pixel_m.to_numpy(),
+        "clipped_pixels": frame.clipped_pixels.fillna(0).to_numpy(),
     }
     finalise_store(store, coordinates, stats=stats, s1=s1)
     summary = {
@@ -378,6 +406,7 @@ def finalise(
         "class_pixels": class_pixels,
         "classes": [c.name for c in CLASSES],
         "s1": s1,
+        "store": store_summary(store, frame),
     }
     write_text_atomic(stats_path, json.dumps(summary, indent=2))
     return summary

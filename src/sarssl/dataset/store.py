@@ -1,7 +1,9 @@
 """The analysis-ready Zarr v3 store of one AOI.
 
 Layout (xarray-readable, dimension names in the array metadata):
-    s1grd     (tile, channel, y, x)  float16 or float32 dB, one chunk per tile
+    s1grd     (tile, channel, y, x)  float16 or float32 dB, or uint8 / uint16 codes packed
+                                     with CF scale_factor, add_offset and _FillValue
+                                     (sarssl.dataset.quantise); one chunk per tile
     labels    (tile, y, x)           uint8 class index 0..10, 255 = ignore
     observed_seasons (tile, y, x)    uint8, bit s set where season s (season order) was
                                      observed in VV and VH; elsewhere the season is imputed
@@ -22,6 +24,7 @@ Layout (xarray-readable, dimension names in the array metadata):
                                      uint8 wraps undone, and ambiguous ones made nodata
     effective_pixel_m (tile)         ground metres per pixel the stored tile holds: the
                                      coarser of its grid's and its S1 file's (tilegrid)
+    clipped_pixels (tile)            pixels with a channel beyond a packed store's range
   and the train-split normalisation statistics in the attributes of s1grd.
 
 The subgroup `sarssl_complete` (a marker, renamed into place atomically) exists only after a
@@ -44,6 +47,7 @@ from .. import __version__
 from ..atomic import atomic_path
 from ..errors import IncompleteStoreError
 from .bands import CHANNELS, POLARISATIONS, SEASONS
+from .quantise import ChannelCoding
 from .worldcover import CLASSES, IGNORE_INDEX
 
 COMPLETE_MARKER = "sarssl_complete"
@@ -59,6 +63,7 @@ TILE_COORDINATES: dict[str, tuple[tuple[str, ...], object]] = {
     "wraps_unwrapped": (("tile",), "int64"),
     "wraps_nodata": (("tile",), "int64"),
     "effective_pixel_m": (("tile",), "float32"),
+    "clipped_pixels": (("tile",), "int64"),
 }
 COORDINATES = ("bounds", *TILE_COORDINATES)
 
@@ -73,7 +78,13 @@ class StoreArrays(NamedTuple):
     bounds: np.ndarray
 
 
-def _compressor() -> zarr.codecs.BloscCodec:
+def _compressor(dtype: str) -> zarr.codecs.BloscCodec:
+    """Blosc-zstd with byte shuffle; for uint8 Blosc-LZ4HC (level 9), whose decompression
+    keeps a loader worker within its goal of 4 ms per tile: on 448 px uint8 tiles it reads
+    1.36 MB in 1.1 ms, against zstd's 1.08 MB in 4.6 ms (one thread; benchmarks/loader.py,
+    RESULTS.md). It costs 130 ms per tile to compress, once, at the build."""
+    if dtype == "uint8":
+        return zarr.codecs.BloscCodec(cname="lz4hc", clevel=9, shuffle="noshuffle")
     return zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
 
 
@@ -85,8 +96,10 @@ def create_store(
     dtype: str,
     attrs: dict,
 ) -> None:
-    """Create the empty store (arrays sized for every tile, no chunk written), atomically."""
+    """Create the empty store (arrays sized for every tile, no chunk written), atomically.
+    `dtype` is the s1grd array's (sarssl.dataset.quantise.STORE_DTYPES)."""
     n = len(tile_ids)
+    coding = ChannelCoding.of_dtype(dtype)
     with atomic_path(path, is_dir=True) as tmp:
         group = zarr.open_group(tmp, mode="w", zarr_format=3)
         group.attrs.update(
@@ -106,10 +119,10 @@ def create_store(
             shape=(n, len(CHANNELS), tile_px, tile_px),
             chunks=(1, len(CHANNELS), tile_px, tile_px),
             dtype=dtype,
-            fill_value=np.nan,
-            compressors=_compressor(),
+            fill_value=coding.fill_value,
+            compressors=_compressor(dtype),
             dimension_names=("tile", "channel", "y", "x"),
-            attributes={"units": "dB", "coordinates": coords},
+            attributes={"units": "dB", "coordinates": coords, **coding.attributes()},
         )
         group.create_array(
             "labels",
@@ -174,6 +187,11 @@ def open_arrays(path: str | Path) -> StoreArrays:
     return StoreArrays(
         group["s1grd"], group["labels"], group["observed_seasons"], group["bounds"][...]
     )
+
+
+def channel_coding(s1grd: zarr.Array) -> ChannelCoding:
+    """How the values of a store's s1grd array give dB."""
+    return ChannelCoding.of_attributes(str(s1grd.dtype), s1grd.attrs)
 
 
 def mark_incomplete(path: str | Path) -> None:

@@ -1,10 +1,12 @@
 import os
-from dataclasses import fields
+from dataclasses import asdict, fields
 
 from sarssl.realism import REALISM_FIGURE, SEPARABILITY_TABLE
+from sarssl.runs import context_settings
 from sarssl.separability import SeparabilitySettings
 
 REALISM = config["realism"]
+CONTEXT = REALISM["context_unet"]
 
 
 def separability_settings():
@@ -19,6 +21,19 @@ def realism_reference(wildcards):
     writes the table and a figure that says the real panels are missing."""
     reference = REALISM["reference_s1"]
     return [reference] if reference and os.path.isfile(reference) else []
+
+
+def realism_inputs(wildcards):
+    """The store's statistics, the real chip where it is there, and the context check's
+    U-Net where the config asks for one."""
+    inputs = {"stats": stats(wildcards.aoi), "reference": realism_reference(wildcards)}
+    if CONTEXT:
+        inputs["context"] = paths.path(paths.CONTEXT_METRICS, aoi=wildcards.aoi)
+    return inputs
+
+
+def context_unet_settings(wildcards):
+    return asdict(context_settings(FINETUNE, CONTEXT, store(wildcards.aoi)))
 
 
 def realism_targets():
