@@ -21,7 +21,8 @@ val and test. This script writes the config, runs snakemake, and summarises:
   realism.context_unet) and the grid's at the highest fraction.
 
 Usage (`--variants demo` with the fine-tuning comparison took 60 minutes on 2 shared cores;
-the four variants add about 12 minutes each):
+the four variants add about 12 minutes each, the context check about 30 minutes of one
+core):
 
     python benchmarks/learning.py --workdir /tmp/learning --out benchmarks
 
@@ -107,6 +108,7 @@ def config(args: argparse.Namespace, wkt: Path) -> dict:
         "dino": {**demo["dino"], "checkpoint_every": 50, "log_every": 5},
         "probe": {**demo.get("probe", {}), "train_tiles": 128, "eval_tiles": 32, "gpu": False},
         "attention": {**demo["attention"], "gpu": False},
+        "realism": demo["realism"],  # with the context check
         "finetune": {
             **{k: v for k, v in demo["finetune"].items() if k not in ("pretrain", "unet_baseline")},
             "aoi": "learning",
