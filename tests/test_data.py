@@ -63,3 +63,11 @@ def test_tiles_are_read_normalised_with_the_train_statistics(tiny_store):
     mean, std = (np.array(stats[key])[:, None, None] for key in ("mean", "std"))
     expected = (raw - mean) / std
     np.testing.assert_allclose(image.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_stores_read_together_must_hold_their_channels_alike(tiny_store, tiny_store_uint8):
+    tiles = split_tiles(tiny_store, ["train"])[:1] + split_tiles(tiny_store_uint8, ["train"])[:1]
+    normalisation = Normalisation.of_stores([tiny_store])
+    with pytest.raises(ConfigError, match=r"float16\), .*uint8\); build them with one"):
+        StoreTiles(tiles, normalisation)
+    assert StoreTiles(tiles[:1] * 2, normalisation).coding.dtype == "float16"

@@ -110,7 +110,8 @@ def stores_coding(stores: Sequence[str]) -> ChannelCoding:
         store: channel_coding(zarr.open_group(store, mode="r")["s1grd"])
         for store in dict.fromkeys(stores)
     }
-    if len(set(codings.values())) > 1:
+    # By dtype, scale and offset: a float coding's NaN fill never equals another NaN.
+    if len({(c.dtype, c.scale_factor, c.add_offset) for c in codings.values()}) > 1:
         listed = ", ".join(f"{store} ({c.dtype})" for store, c in codings.items())
         raise ConfigError(
             f"stores read together hold their channels differently: {listed}; build them "
