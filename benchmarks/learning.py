@@ -168,16 +168,15 @@ def context_summary(workdir: Path, args: argparse.Namespace) -> pd.DataFrame:
     table = pd.read_csv(workdir / "results/tables/separability_learning.csv")
     pixels = table[table["input"] == "pixel"].set_index("classifier")["miou"]
     check = table.loc[table["input"] == CONTEXT_INPUT, "miou"]
+    check_miou = check.iloc[0] if len(check) else np.nan  # a config without the check
     unet = [json.loads((workdir / t).read_text())["miou"] for t in unet_targets(args)]
     return pd.DataFrame(
         [
             {
                 "best pixel classifier": pixels.idxmax(),
                 "its MIoU": pixels.max(),
-                "context check U-Net": check.iloc[0] if len(check) else np.nan,
-                "context pays (points)": 100 * (check.iloc[0] - pixels.max())
-                if len(check)
-                else np.nan,
+                "context check U-Net": check_miou,
+                "context pays (points)": 100 * (check_miou - pixels.max()),
                 f"grid U-Net at {max(args.finetune_percents):g} %": np.mean(unet),
                 "its seeds": ", ".join(f"{m:.3f}" for m in unet),
             }

@@ -154,6 +154,7 @@ def store_dtypes(workdir: Path, tiles: int, rounds: int, batch: int) -> pd.DataF
     for dtype, store in stores.items():
         opened = xr.open_zarr(store)
         error = opened.s1grd.values[valid].astype(np.float64) - truth
+        stored_bytes = chunk_bytes(store)
         positions = split_tiles(store, ["train", "val", "test"])[:tiles]
         readers[dtype] = MultiCropTiles(
             StoreTiles(positions, Normalisation.of_stores([store])), spec, seed=0
@@ -161,8 +162,8 @@ def store_dtypes(workdir: Path, tiles: int, rounds: int, batch: int) -> pd.DataF
         rows[dtype] = {
             "store_dtype": dtype,
             "tiles": int(valid.sum()),
-            "MB per tile on disk": chunk_bytes(store) / len(valid) / 1e6,
-            "bytes per value": chunk_bytes(store) / truth[0].size / len(valid),
+            "MB per tile on disk": stored_bytes / len(valid) / 1e6,
+            "bytes per value": stored_bytes / truth[0].size / len(valid),
             "RMS error (dB)": float(np.sqrt(np.mean(error**2))),
             "largest error (dB)": float(np.abs(error).max()),
             "clipped pixels": int(opened.clipped_pixels.values.sum()),

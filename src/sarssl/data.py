@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .dataset.quantise import ChannelCoding
 from .dataset.stats import Moments
-from .dataset.store import channel_coding, open_store, split_positions
+from .dataset.store import open_store, split_positions, store_coding
 from .errors import ConfigError
 from .multicrop import CropSpec, crop_params
 
@@ -106,10 +106,7 @@ class LazyArrays:
 
 def stores_coding(stores: Sequence[str]) -> ChannelCoding:
     """The one coding of the s1grd arrays of `stores` (float32 dB for none)."""
-    codings = {
-        store: channel_coding(zarr.open_group(store, mode="r")["s1grd"])
-        for store in dict.fromkeys(stores)
-    }
+    codings = {store: store_coding(store) for store in dict.fromkeys(stores)}
     # By dtype, scale and offset: a float coding's NaN fill never equals another NaN.
     if len({(c.dtype, c.scale_factor, c.add_offset) for c in codings.values()}) > 1:
         listed = ", ".join(f"{store} ({c.dtype})" for store, c in codings.items())

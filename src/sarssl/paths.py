@@ -51,19 +51,19 @@ EXPORT_CARD = EXPORT + "/" + CARD_NAME
 # Fine-tuning, per run: one folder per model, initialisation, fraction and seed.
 FINETUNE_NAME = "{pretrain}/{model}/{init}/frac{fraction}/seed{seed}"
 FINETUNE_RUN = "results/finetune/" + FINETUNE_NAME
-FINETUNE_METRICS = FINETUNE_RUN + "/metrics.json"
-FINETUNE_CONFIG = FINETUNE_RUN + "/config.json"
-FINETUNE_PREDICTIONS = FINETUNE_RUN + "/predictions.npz"
-FINETUNE_LOG = FINETUNE_RUN + "/train.log"
+# The files of a fine-tuning run's folder (a run of the grid, or the context check's).
+RUN_FILES = ("/metrics.json", "/config.json", "/predictions.npz", "/train.log")
+FINETUNE_METRICS, FINETUNE_CONFIG, FINETUNE_PREDICTIONS, FINETUNE_LOG = (
+    FINETUNE_RUN + name for name in RUN_FILES
+)
 FINETUNE_BENCHMARK = JOB_BENCHMARKS + "/finetune/" + FINETUNE_NAME + ".tsv"
 
 # The context check of an AOI's data (realism): a U-Net on the S1GRD channels of its train
 # tiles, beside the per-pixel classifiers of the separability table.
 CONTEXT_RUN = "results/realism/{aoi}/context_unet"
-CONTEXT_METRICS = CONTEXT_RUN + "/metrics.json"
-CONTEXT_CONFIG = CONTEXT_RUN + "/config.json"
-CONTEXT_PREDICTIONS = CONTEXT_RUN + "/predictions.npz"
-CONTEXT_LOG = CONTEXT_RUN + "/train.log"
+CONTEXT_METRICS, CONTEXT_CONFIG, CONTEXT_PREDICTIONS, CONTEXT_LOG = (
+    CONTEXT_RUN + name for name in RUN_FILES
+)
 CONTEXT_BENCHMARK = JOB_BENCHMARKS + "/realism/context_unet_{aoi}.tsv"
 
 # Results.

@@ -27,7 +27,7 @@ from .s1layout import LayoutError, OrbitPass, implausible_db, read_s1_bands
 from .seasonal import StackedTile, stack_tile, tile_labels
 from .sources import read_manifest, write_csv
 from .stats import Moments
-from .store import StoreArrays, channel_coding, finalise_store, mark_incomplete, open_arrays
+from .store import StoreArrays, finalise_store, mark_incomplete, open_arrays, store_coding
 from .tilegrid import (
     CANONICAL_CRS,
     TileGrid,
@@ -161,8 +161,7 @@ def process_tile(
     """Read, check and stack one tile, write its chunks and return its report row.
     `source_error` is why the source could not deliver the tile (e.g. a failed export)."""
     row: dict = {"index": index, "tile": tile}
-    s1grd, labels, observed_seasons, _ = arrays
-    coding = channel_coding(s1grd)
+    s1grd, labels, observed_seasons, _, coding = arrays
     try:
         if source_error:
             raise TileError(tile, f"source failed: {source_error}")
@@ -332,7 +331,7 @@ def s1_summary(outcomes: pd.DataFrame) -> dict:
 
 def store_summary(store: str | Path, outcomes: pd.DataFrame) -> dict:
     """How the store holds dB, and the pixels clipped to a packed store's range."""
-    coding = channel_coding(open_arrays(store).s1grd)
+    coding = store_coding(store)
     return {
         "dtype": coding.dtype,
         **({"range_db": [coding.add_offset, coding.highest_db]} if coding.packed else {}),

@@ -33,8 +33,8 @@ import numpy as np
 
 FLOAT_DTYPES = ("float16", "float32")
 LOWEST_DB = -45.0
-# dtype -> (codes per dB, fill code): the fill is the largest code, data use all below it.
-PACKING: dict[str, tuple[int, int]] = {"uint8": (3, 255), "uint16": (500, 65535)}
+# dtype -> codes per dB. The fill is the dtype's largest code; data use all below it.
+PACKING: dict[str, int] = {"uint8": 3, "uint16": 500}
 STORE_DTYPES = (*FLOAT_DTYPES, *PACKING)
 
 
@@ -54,8 +54,7 @@ class ChannelCoding:
             return cls(dtype)
         if dtype not in PACKING:
             raise ValueError(f"store dtype {dtype!r}, not one of {list(STORE_DTYPES)}")
-        codes_per_db, fill = PACKING[dtype]
-        return cls(dtype, 1.0 / codes_per_db, LOWEST_DB, fill)
+        return cls(dtype, 1.0 / PACKING[dtype], LOWEST_DB, int(np.iinfo(dtype).max))
 
     @classmethod
     def of_attributes(cls, dtype: str, attributes: Mapping) -> "ChannelCoding":

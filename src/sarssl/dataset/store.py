@@ -69,13 +69,14 @@ COORDINATES = ("bounds", *TILE_COORDINATES)
 
 
 class StoreArrays(NamedTuple):
-    """The per-tile arrays a shard job writes, and the tiles' bounds (west, south, east,
-    north), which define each tile's pixel grid."""
+    """The per-tile arrays a shard job writes, the tiles' bounds (west, south, east,
+    north), which define each tile's pixel grid, and how s1grd holds dB."""
 
     s1grd: zarr.Array
     labels: zarr.Array
     observed_seasons: zarr.Array
     bounds: np.ndarray
+    coding: ChannelCoding
 
 
 def _compressor(dtype: str) -> zarr.codecs.BloscCodec:
@@ -184,14 +185,24 @@ def consolidate(path: str | Path) -> None:
 def open_arrays(path: str | Path) -> StoreArrays:
     """The per-tile arrays, for chunk-aligned writes by one shard, and the tiles' bounds."""
     group = zarr.open_group(path, mode="r+", zarr_format=3)
+    s1grd = group["s1grd"]
     return StoreArrays(
-        group["s1grd"], group["labels"], group["observed_seasons"], group["bounds"][...]
+        s1grd,
+        group["labels"],
+        group["observed_seasons"],
+        group["bounds"][...],
+        channel_coding(s1grd),
     )
 
 
 def channel_coding(s1grd: zarr.Array) -> ChannelCoding:
     """How the values of a store's s1grd array give dB."""
     return ChannelCoding.of_attributes(str(s1grd.dtype), s1grd.attrs)
+
+
+def store_coding(path: str | Path) -> ChannelCoding:
+    """How the s1grd array of the store at `path` holds dB (read only)."""
+    return channel_coding(zarr.open_group(path, mode="r", zarr_format=3)["s1grd"])
 
 
 def mark_incomplete(path: str | Path) -> None:
