@@ -63,8 +63,8 @@ from sarssl.dataset.worldcover import NUM_CLASSES
 from sarssl.devices import PEAK_ENVIRONMENT, device_description, mfu, peak_flops, peak_memory_gb
 from sarssl.finetune import make_optimizer, segmentation_model, train_epoch
 from sarssl.pretrain import device_views, pretrain_flops_per_tile, train
-from sarssl.pretrain_settings import CHECKPOINT_NAME, SETTINGS_NAME, PretrainSettings
-from sarssl.runs import MODEL_ATTENTION_INPUTS, MODEL_INITS, FinetuneSettings, uses_vit
+from sarssl.settings.finetune import MODEL_ATTENTION_INPUTS, MODEL_INITS, FinetuneSettings, uses_vit
+from sarssl.settings.pretrain import CHECKPOINT_NAME, SETTINGS_NAME, PretrainSettings
 from sarssl.training import DataWait
 
 SPLITS = ["train", "val", "test"]

@@ -27,7 +27,7 @@ import torch
 from sarssl.dataset.bands import CHANNELS
 from sarssl.devices import bf16_peak, default_device, device_description
 from sarssl.pretrain import DINOTrainer
-from sarssl.pretrain_settings import PretrainSettings
+from sarssl.settings.pretrain import PretrainSettings
 from sarssl.training import counted_flops
 
 

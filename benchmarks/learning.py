@@ -48,8 +48,8 @@ from matplotlib.figure import Figure
 from scipy import stats as scipy_stats
 
 from sarssl import paths
-from sarssl.runs import Run, grid_seeds, run_file
 from sarssl.separability import CONTEXT_INPUT
+from sarssl.settings.finetune import Run, grid_seeds, run_file
 
 REPO = Path(__file__).resolve().parents[1]
 # A box around the demo's, about 4 times its area.

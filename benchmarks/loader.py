@@ -43,8 +43,9 @@ import yaml
 from sarssl.data import MultiCropTiles, Normalisation, StepBatches, StoreTiles, split_tiles
 from sarssl.dataset.quantise import STORE_DTYPES
 from sarssl.devices import default_device
-from sarssl.multicrop import CropSpec, crop_params
+from sarssl.multicrop import crop_params
 from sarssl.pretrain import device_views
+from sarssl.settings.crops import CropSpec
 
 REPO = Path(__file__).resolve().parents[1]
 AOI_WKT = "POLYGON ((-1.15 41.55, -0.88 41.55, -0.88 41.75, -1.15 41.75, -1.15 41.55))"

@@ -176,7 +176,7 @@ def tiny_finetune_config(aoi: str, percents: list[float]) -> dict:
 def tiny_settings(store: Path, **overrides):
     """Pre-training settings on the tiny store: 26 train tiles of 32 px, 6 steps of 4 tiles
     per epoch; a small head."""
-    from sarssl.pretrain_settings import PretrainSettings, settings_from_config
+    from sarssl.settings.pretrain import PretrainSettings, settings_from_config
 
     run = {"name": "tiny", "architecture": "vit_tiny_patch16_224", "epochs": 2, "batch_size": 4}
     settings = settings_from_config(run, TINY_DINO, [str(store)], TEST_TILE_PX)
@@ -206,7 +206,7 @@ def tiny_store_uint8(tmp_path_factory) -> Path:
 def tiny_checkpoint(tiny_store, tmp_path_factory) -> Path:
     """A ViT-Tiny pre-trained on the tiny store for one epoch (shared, read-only)."""
     from sarssl.pretrain import train
-    from sarssl.pretrain_settings import CHECKPOINT_NAME
+    from sarssl.settings.pretrain import CHECKPOINT_NAME
 
     folder = tmp_path_factory.mktemp("tiny-pretrain")
     train(tiny_settings(tiny_store, name="tiny-vit", epochs=1), folder)

@@ -20,7 +20,7 @@ from sarssl.dataset.bands import CHANNELS
 from sarssl.errors import ConfigError
 from sarssl.export import DataDescription, ExportError, export_backbone, hardware_use, read_export
 from sarssl.finetune import finetune
-from sarssl.runs import FinetuneSettings
+from sarssl.settings.finetune import FinetuneSettings
 from sarssl.training import CollapseVerdict
 
 DATA = DataDescription(

@@ -22,8 +22,8 @@ from sarssl.finetune import (
     segmentation_model,
     train_epoch,
 )
-from sarssl.runs import FinetuneSettings, Run, settings_from_config, subset_size
 from sarssl.segmentation import TileUNet
+from sarssl.settings.finetune import FinetuneSettings, Run, settings_from_config, subset_size
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from conftest import REPO
 from sarssl import plan as cost
 from sarssl.backbone import create_backbone
 from sarssl.cli import main
-from sarssl.pretrain_settings import PretrainSettings
+from sarssl.settings.pretrain import PretrainSettings
 from sarssl.training import counted_flops
 
 

@@ -41,7 +41,7 @@ from sarssl.pretrain import (
     device_views,
     train,
 )
-from sarssl.pretrain_settings import CHECKPOINT_NAME, COLLAPSE_NAME, PretrainSettings
+from sarssl.settings.pretrain import CHECKPOINT_NAME, COLLAPSE_NAME, PretrainSettings
 from sarssl.training import CollapseVerdict, collapse_verdict
 
 

@@ -19,13 +19,13 @@ from sarssl.probe import (
     RANDOM_INIT,
     PatchMeans,
     PatchProbe,
-    ProbeSettings,
     knn_predict,
     patch_labels,
     probe_summary,
     probe_table,
     scores_of,
 )
+from sarssl.settings.probe import ProbeSettings
 
 
 def unit(x: torch.Tensor) -> torch.Tensor:

@@ -9,9 +9,10 @@ import yaml
 from conftest import REPO
 from packaging.requirements import Requirement
 
-from sarssl import pretrain_settings, runs
-from sarssl.probe import ProbeSettings
-from sarssl.separability import SeparabilitySettings
+from sarssl.settings import finetune as runs
+from sarssl.settings import pretrain as pretrain_settings
+from sarssl.settings.probe import ProbeSettings
+from sarssl.settings.separability import SeparabilitySettings
 
 
 def pyproject_requirements() -> dict[str, str]:

@@ -19,7 +19,7 @@ from sarssl.results import (
     table1,
     write_named_table,
 )
-from sarssl.runs import Run, run_attention_input, run_file
+from sarssl.settings.finetune import Run, run_attention_input, run_file
 
 FRACTIONS = [0.1, 1.0]
 UPSAMPLED = (

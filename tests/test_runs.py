@@ -1,5 +1,5 @@
-"""The fine-tuning grid's vocabulary (sarssl.runs): nested subsets per seed, one folder per
-run and seed, unknown models and initialisations named, the attention-map reading only in
+"""The fine-tuning grid's vocabulary (sarssl.settings.finetune): nested subsets per seed, one
+folder per run and seed, unknown models and initialisations named, the attention-map reading only in
 the settings of the runs it changes."""
 
 from dataclasses import asdict
@@ -10,7 +10,7 @@ import pytest
 from sarssl.data import TileRef
 from sarssl.errors import ConfigError
 from sarssl.finetune import fraction_subset
-from sarssl.runs import (
+from sarssl.settings.finetune import (
     FinetuneSettings,
     Run,
     check_run,

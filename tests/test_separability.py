@@ -14,13 +14,13 @@ from sarssl.probe import scores_of
 from sarssl.separability import (
     COLUMNS,
     INPUTS,
-    SeparabilitySettings,
     classifiers,
     context_row,
     goal_lines,
     separability_table,
     tile_samples,
 )
+from sarssl.settings.separability import SeparabilitySettings
 
 SETTINGS = SeparabilitySettings(k=15, bank=500, seed=3)
 CHANNELS = 12

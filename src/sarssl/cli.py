@@ -21,7 +21,6 @@ import yaml
 from snakemake.utils import validate
 
 from . import paths
-from .config import merge_configs
 from .dataset.bands import aoi_datasets
 from .dataset.gee import ENDPOINTS, export_requests
 from .dataset.grid import (
@@ -35,6 +34,7 @@ from .dataset.grid import (
     tile_bounds,
 )
 from .errors import ConfigError
+from .settings.config import merge_configs
 
 # Half a tile's side around the AOI's representative point: enough for geetiles to place
 # one example chip when the AOI's grid is not built yet.
@@ -127,7 +127,7 @@ def gee_plan(config: dict, aoi_name: str, results: Path) -> dict:
 def cost_plan(config: dict, results: Path) -> str:
     """`sarssl plan`: the cost plan of the config (see sarssl.plan)."""
     from .plan import describe, plan
-    from .pretrain_settings import settings_from_config
+    from .settings.pretrain import settings_from_config
 
     counts = {a["name"]: grid_split_counts(config, a["name"], results) for a in config["aois"]}
     settings = {
@@ -198,14 +198,14 @@ def main(argv: list[str] | None = None) -> int:
         # without them.
         if args.command == "pretrain":
             from .pretrain import train
-            from .pretrain_settings import PretrainSettings
+            from .settings.pretrain import PretrainSettings
 
             settings = PretrainSettings.from_dict(json.loads(args.settings.read_text()))
             train(settings, args.run_dir)
             return 0
         if args.command == "finetune":
             from .finetune import write_metrics
-            from .runs import read_settings
+            from .settings.finetune import read_settings
 
             write_metrics(read_settings(args.settings), args.metrics, args.predictions)
             return 0

@@ -23,7 +23,8 @@ from .dataset.quantise import ChannelCoding
 from .dataset.stats import Moments
 from .dataset.store import open_store, split_positions, store_coding
 from .errors import ConfigError
-from .multicrop import CropSpec, crop_params
+from .multicrop import crop_params
+from .settings.crops import CropSpec
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,10 @@ utilisation (MFU) reached on it, and bf16 autocast where it pays (float32 elsewh
 import contextlib
 import os
 import platform
-from typing import Literal
 
 import torch
 
-Precision = Literal["auto", "bf16", "fp32"]
+from .settings.precision import Precision
 
 
 def default_device() -> torch.device:

@@ -37,9 +37,9 @@ from .data import Normalisation
 from .dataset.bands import CHANNELS
 from .errors import ConfigError, SarsslError
 from .paths import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
-from .pretrain_settings import schedule_readings
 from .probe import probe_summary
 from .results import frame_markdown
+from .settings.pretrain import schedule_readings
 from .training import CollapseVerdict
 
 UNITS = "dB"

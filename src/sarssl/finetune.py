@@ -1,7 +1,7 @@
 """One run of the fine-tuning grid: a segmentation model trained on a fraction of the
 labelled train tiles of the fine-tuning AOI, selected on validation MIoU, scored on test.
 
-The models and initialisations, and a run's settings, are sarssl.runs.
+The models and initialisations, and a run's settings, are sarssl.settings.finetune.
 
 Where the paper is silent: AdamW, lr 1e-3 for the decoder and 0.1 x that for a trained ViT,
 no augmentation, inputs standardised with the pre-training's statistics (the AOI's own train
@@ -33,8 +33,8 @@ from .devices import autocast, autocast_dtype, default_device, device_descriptio
 from .dino import cosine_schedule
 from .errors import ConfigError
 from .metrics import ConfusionMatrix, mean_iou, per_class_iou
-from .runs import FinetuneSettings, format_fraction, runs_vit, subset_size, uses_vit
 from .segmentation import AttentionMapsUNet, Backbone, TileUNet, TokenDecoder
+from .settings.finetune import FinetuneSettings, format_fraction, runs_vit, subset_size, uses_vit
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from .atomic import atomic_path, write_text_atomic
 from .child import run_sarssl
 from .errors import ConfigError
-from .pretrain_settings import (
+from .settings.pretrain import (
     CHECKPOINT_NAME,
     COLLAPSE_NAME,
     METRICS_NAME,

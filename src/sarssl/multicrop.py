@@ -20,32 +20,16 @@ a resumed or distributed run sees exactly the crops of an uninterrupted single o
 """
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from .settings.crops import CropSpec
 
 ASPECT_RATIOS = (3 / 4, 4 / 3)
 CROP_ATTEMPTS = 10  # as torchvision, before falling back to a central crop
 FLIP_PROBABILITY = 0.5
 BICUBIC_A = -0.5  # PyTorch's (and PIL's) antialiased bicubic kernel
-
-
-@dataclass(frozen=True)
-class CropSpec:
-    global_px: int = 448
-    global_scale: tuple[float, float] = (0.4, 1.0)
-    local_px: int = 192
-    local_scale: tuple[float, float] = (0.05, 0.4)
-    local_crops: int = 8
-
-    @property
-    def n_crops(self) -> int:
-        return 2 + self.local_crops
-
-    def size(self, view: int) -> int:
-        """Output side of view `view` (the two global views first)."""
-        return self.global_px if view < 2 else self.local_px
 
 
 def crop_box(

@@ -22,8 +22,8 @@ from .dataset.grid import split_quotas
 from .devices import BF16_PEAK_FLOPS
 from .finetune import segmentation_model
 from .pretrain import pretrain_flops_per_tile
-from .pretrain_settings import PretrainSettings, schedule_readings
-from .runs import FinetuneSettings, grid_runs, subset_size, uses_stored_maps, uses_vit
+from .settings.finetune import FinetuneSettings, grid_runs, subset_size, uses_stored_maps, uses_vit
+from .settings.pretrain import PretrainSettings, schedule_readings
 from .training import counted_flops
 
 H100_BF16_PEAK = BF16_PEAK_FLOPS["H100"]  # dense bf16 tensor-core FLOP/s, H100 SXM

@@ -1,5 +1,5 @@
 """DINO pre-training of a timm ViT on the train tiles of one or more Zarr stores: the
-networks, the training step and the loop (settings in sarssl.pretrain_settings, shared
+networks, the training step and the loop (settings in sarssl.settings.pretrain, shared
 utilities in sarssl.training, launching in sarssl.launch).
 
 One process per GPU (torchrun or srun set RANK / WORLD_SIZE / LOCAL_RANK), or a single
@@ -51,15 +51,16 @@ from .devices import (
 )
 from .dino import DINOHead, DINOLoss, cosine_schedule, ema_update, teacher_temperature_schedule
 from .errors import SarsslError
-from .multicrop import CropSpec, crop_batch
-from .pretrain_settings import (
+from .multicrop import crop_batch
+from .probe import PatchProbe
+from .settings.crops import CropSpec
+from .settings.pretrain import (
     CHECKPOINT_NAME,
     COLLAPSE_NAME,
     METRICS_NAME,
     PretrainSettings,
     settings_differ,
 )
-from .probe import PatchProbe
 from .training import (
     DataWait,
     Distributed,

@@ -33,17 +33,7 @@ from .dataset.bands import CHANNELS
 from .dataset.worldcover import IGNORE_INDEX, NUM_CLASSES
 from .devices import autocast, default_device
 from .metrics import ConfusionMatrix, accuracy, mean_iou, percentile_interval, tile_bootstrap
-
-
-@dataclass(frozen=True)
-class ProbeSettings:
-    k: int = 20  # DINO's default
-    temperature: float = 0.07  # DINO's default
-    train_tiles: int = 256  # tiles sampled for the bank
-    eval_tiles: int = 64  # tiles sampled for the queries
-    bank_patches: int = 256  # labelled patches kept per bank tile
-    batch_size: int = 16  # tiles per forward pass
-    seed: int = 0
+from .settings.probe import ProbeSettings
 
 
 def patch_labels(labels: np.ndarray, grid: tuple[int, int], num_classes: int, ignore: int):

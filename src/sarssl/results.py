@@ -28,7 +28,7 @@ import pandas as pd
 
 from . import paths
 from .atomic import write_text_atomic
-from .runs import Run, format_fraction, grid_runs, run_file
+from .settings.finetune import Run, format_fraction, grid_runs, run_file
 
 INIT_ROWS = {
     "scratch": "from scratch",
@@ -38,7 +38,7 @@ INIT_ROWS = {
 ENCODING_COLUMNS = {"attention-unet": "attention maps", "tokens-decoder": "tokens"}
 TABLE1_MODELS = tuple(ENCODING_COLUMNS)
 SI_TABLE2_MODELS = ("s1grd-unet", "s1grd-attention-unet")
-# The readings of config finetune.attention_input (sarssl.runs.MODEL_ATTENTION_INPUTS).
+# The readings of config finetune.attention_input (sarssl.settings.finetune.MODEL_ATTENTION_INPUTS).
 ATTENTION_READINGS = {
     "native": "on the ViT's token grid, the U-Net's output upsampled to the tile",
     "upsampled": "upsampled (bilinear) to the tile, then the U-Net at the tile's resolution",

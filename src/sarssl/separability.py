@@ -21,7 +21,6 @@ a class absent from both the test truth and the predictions is left out of the m
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -33,20 +32,10 @@ import torch.nn.functional as F
 from .data import Normalisation, StoreTiles, split_tiles
 from .dataset.worldcover import IGNORE_INDEX, NUM_CLASSES
 from .probe import patch_labels, sample, scores_of
+from .settings.separability import SeparabilitySettings
 
 # (train features (n, d), train classes (n,), test features (m, d)) -> test classes (m,)
 Classifier = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class SeparabilitySettings:
-    max_tiles: int = 256  # tiles sampled (seeded) per split: bounds reading at paper scale
-    pixels_per_tile: int = 2048  # labelled pixels sampled (seeded) per tile
-    bank: int = 20_000  # train samples the k-NN searches (a seeded sample)
-    k: int = 15
-    patch_px: int = 16  # the ViT's patch
-    ridge: float = 1e-3  # added to LDA's covariance, relative to its mean variance
-    seed: int = 0
 
 
 # Samples of one input: features (n, channel) float32 and classes (n,).

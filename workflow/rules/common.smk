@@ -3,7 +3,7 @@ import os
 from snakemake.utils import validate
 
 from sarssl import paths
-from sarssl.config import check, refuse_renamed
+from sarssl.settings.config import check, refuse_renamed
 
 # One style of validation: renamed keys, the schema (which fills the defaults), then what
 # holds between keys; every problem is a ConfigError naming the key.

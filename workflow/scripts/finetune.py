@@ -1,6 +1,6 @@
 from sarssl.child import run_sarssl
 from sarssl.logs import job_log
-from sarssl.runs import FinetuneSettings, write_settings
+from sarssl.settings.finetune import FinetuneSettings, write_settings
 
 with job_log(snakemake.log[0]):
     # The resolved settings are an output of the run; the child trains from them.

@@ -1,7 +1,8 @@
 from sarssl.atomic import write_text_atomic
 from sarssl.logs import job_log
-from sarssl.probe import ProbeSettings, probe_summary, probe_table
+from sarssl.probe import probe_summary, probe_table
 from sarssl.results import frame_markdown
+from sarssl.settings.probe import ProbeSettings
 
 with job_log(snakemake.log[0]) as log:
     params = snakemake.params

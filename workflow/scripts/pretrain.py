@@ -1,6 +1,6 @@
 from sarssl.launch import launch, publish
 from sarssl.logs import job_log
-from sarssl.pretrain_settings import PretrainSettings
+from sarssl.settings.pretrain import PretrainSettings
 
 with job_log(snakemake.log[0]):
     # Run state (resumable checkpoint, metrics, TensorBoard) is kept outside the declared

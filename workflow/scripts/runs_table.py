@@ -1,7 +1,7 @@
 from sarssl.atomic import write_text_atomic
 from sarssl.logs import job_log
 from sarssl.results import collect_runs
-from sarssl.runs import Run
+from sarssl.settings.finetune import Run
 
 with job_log(snakemake.log[0]) as log:
     runs = collect_runs("results", [Run(*run) for run in snakemake.params.runs])

@@ -8,7 +8,8 @@ from sarssl.atomic import write_text_atomic
 from sarssl.logs import job_log
 from sarssl.realism import compare, realism_figure
 from sarssl.results import frame_markdown
-from sarssl.separability import SeparabilitySettings, context_row, goal_lines, separability_table
+from sarssl.separability import context_row, goal_lines, separability_table
+from sarssl.settings.separability import SeparabilitySettings
 
 with job_log(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)  # the k-NN's distances

@@ -1,6 +1,6 @@
 from sarssl.logs import job_log
 from sarssl.results import collect_runs, write_named_table
-from sarssl.runs import Run
+from sarssl.settings.finetune import Run
 
 with job_log(snakemake.log[0]):
     runs = collect_runs("results", [Run(*run) for run in snakemake.params.runs])

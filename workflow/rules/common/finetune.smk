@@ -2,7 +2,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from sarssl.runs import (
+from sarssl.settings.finetune import (
     Run,
     grid_runs,
     run_file,
@@ -13,7 +13,7 @@ from sarssl.runs import (
 
 
 def finetune_runs():
-    """Every run (sarssl.runs.Run) of the grid in the config."""
+    """Every run (sarssl.settings.finetune.Run) of the grid in the config."""
     return grid_runs(FINETUNE)
 
 

@@ -10,7 +10,7 @@ def trained(pretrain):
 def pretrain_settings(name):
     """The settings of a pretrain run: the shared dino and probe sections with the run's
     overrides."""
-    from sarssl.pretrain_settings import settings_from_config
+    from sarssl.settings.pretrain import settings_from_config
 
     if not trained(name):
         raise ConfigError(

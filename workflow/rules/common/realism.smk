@@ -2,8 +2,8 @@ import os
 from dataclasses import asdict, fields
 
 from sarssl.realism import REALISM_FIGURE, SEPARABILITY_TABLE
-from sarssl.runs import context_settings
-from sarssl.separability import SeparabilitySettings
+from sarssl.settings.finetune import context_settings
+from sarssl.settings.separability import SeparabilitySettings
 
 REALISM = config["realism"]
 CONTEXT = REALISM["context_unet"]

@@ -1,8 +1,8 @@
 from dataclasses import fields
 
-from sarssl.probe import ProbeSettings
+from sarssl.settings.probe import ProbeSettings
 from sarssl.results import SI_TABLE2_MODELS, TABLE1_MODELS
-from sarssl.runs import grid_seeds
+from sarssl.settings.finetune import grid_seeds
 
 
 def evaluation_aoi(pretrain):

@@ -4,7 +4,7 @@ that the Snakefile is read quickly."""
 
 from collections.abc import Mapping
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 # Old key -> new key. The schema refuses unknown keys; these get a message naming the new.
 RENAMED = {

@@ -12,11 +12,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import timm
-
-from .devices import Precision
-from .errors import ConfigError
-from .multicrop import CropSpec
+from ..errors import ConfigError
+from .architectures import is_timm_model
+from .crops import CropSpec
+from .precision import Precision
 from .probe import ProbeSettings
 
 # The run folder: the latest checkpoint (written atomically, resumed from), the metric rows,
@@ -57,7 +56,7 @@ class PretrainSettings:
     teacher_momentum: float = 0.996
     clip_grad: float = 3.0
     freeze_last_layer_epochs: int = 1
-    # Multi-crop: sarssl.multicrop.CropSpec's (the global crops are tile_px).
+    # Multi-crop: CropSpec's (the global crops are tile_px).
     global_scale: tuple[float, float] = CropSpec.global_scale
     local_px: int = CropSpec.local_px
     local_scale: tuple[float, float] = CropSpec.local_scale
@@ -80,7 +79,7 @@ class PretrainSettings:
     probe_batch_size: int = ProbeSettings.batch_size
 
     def __post_init__(self):
-        if not timm.is_model(self.architecture):
+        if not is_timm_model(self.architecture):
             raise ConfigError(
                 f"pretrain {self.name}: architecture {self.architecture!r} is not a timm model"
             )

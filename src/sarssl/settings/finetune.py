@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
 
-from . import paths
-from .atomic import write_text_atomic
-from .errors import ConfigError
+from .. import paths
+from ..atomic import write_text_atomic
+from ..errors import ConfigError
 
 INITS = ("scratch", "frozen", "finetuned")
 MODEL_INITS = {

@@ -1,4 +1,4 @@
-"""Pre-training settings from the config (sarssl.pretrain_settings): errors that name the
+"""Pre-training settings from the config (sarssl.settings.pretrain): errors that name the
 run and the key; the paper's two readings of its learning rate."""
 
 import numpy as np
@@ -7,10 +7,10 @@ import yaml
 from conftest import REPO
 from snakemake.utils import validate
 
-from sarssl.config import check, merge_configs
 from sarssl.errors import ConfigError
 from sarssl.pretrain import Schedules
-from sarssl.pretrain_settings import schedule_readings, settings_from_config
+from sarssl.settings.config import check, merge_configs
+from sarssl.settings.pretrain import schedule_readings, settings_from_config
 
 
 def test_config_errors_name_the_run_and_the_key(tiny_store):
