@@ -54,16 +54,22 @@ from dino_step import crops_for, make_trainer, step_settings, synchronize, time_
 from loader import AOI_WKT, build_store, device_ms
 
 from sarssl.attention_maps import extract_attention_maps
-from sarssl.backbone import create_backbone, load_checkpoint
+from sarssl.backbone import create_backbone, read_checkpoint
 from sarssl.data import MultiCropTiles, Normalisation, StepBatches, StoreTiles, make_loader
 from sarssl.data import split_tiles as store_tiles
 from sarssl.dataset.bands import CHANNELS
-from sarssl.dataset.store import open_store
+from sarssl.dataset.storeinfo import StoreInfo
 from sarssl.dataset.worldcover import NUM_CLASSES
 from sarssl.devices import PEAK_ENVIRONMENT, device_description, mfu, peak_flops, peak_memory_gb
 from sarssl.finetune import make_optimizer, segmentation_model, train_epoch
 from sarssl.pretrain import device_views, pretrain_flops_per_tile, train
-from sarssl.settings.finetune import MODEL_ATTENTION_INPUTS, MODEL_INITS, FinetuneSettings, uses_vit
+from sarssl.settings.finetune import (
+    MODEL_ATTENTION_INPUTS,
+    MODEL_INITS,
+    FinetuneSettings,
+    Init,
+    uses_vit,
+)
 from sarssl.settings.pretrain import CHECKPOINT_NAME, SETTINGS_NAME, PretrainSettings
 from sarssl.training import DataWait
 
@@ -133,7 +139,7 @@ FINETUNE_MODELS = tuple(MODEL_INITS)
 
 def model_init(model: str) -> str:
     """The initialisation whose step costs most: the ViT trained on where there is one."""
-    return "finetuned" if "finetuned" in MODEL_INITS[model] else "scratch"
+    return Init.FINETUNED if Init.FINETUNED in MODEL_INITS[model] else Init.SCRATCH
 
 
 def part_keys(sizes: Sizes) -> dict[str, dict]:
@@ -328,7 +334,7 @@ def killed_at_first_checkpoint(settings: PretrainSettings, run_dir: Path, timeou
         time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    return load_checkpoint(run_dir / CHECKPOINT_NAME)["step"]
+    return read_checkpoint(run_dir / CHECKPOINT_NAME).step
 
 
 def resume(store: Path, device: torch.device, sizes: Sizes, workdir: Path) -> dict:
@@ -340,7 +346,7 @@ def resume(store: Path, device: torch.device, sizes: Sizes, workdir: Path) -> di
         sizes.architectures[0],
         sizes.train_batch,
         stores=(str(store),),
-        tile_px=open_store(store).sizes["y"],
+        tile_px=StoreInfo.read(store).tile_px,
         precision="auto",
         loader_workers=sizes.train_workers,
         probe_every=-1,
@@ -371,17 +377,16 @@ def resume(store: Path, device: torch.device, sizes: Sizes, workdir: Path) -> di
     train(settings, killed)
     train(settings, workdir / "uninterrupted")
     resumed, reference = (
-        load_checkpoint(run / CHECKPOINT_NAME) for run in (killed, workdir / "uninterrupted")
+        read_checkpoint(run / CHECKPOINT_NAME) for run in (killed, workdir / "uninterrupted")
     )
     differences = [
-        (resumed["teacher"][key].float() - value.float())
-        for key, value in reference["teacher"].items()
+        (resumed.teacher[key].float() - value.float()) for key, value in reference.teacher.items()
     ]
-    norm = torch.cat([v.float().flatten() for v in reference["teacher"].values()]).norm()
+    norm = torch.cat([v.float().flatten() for v in reference.teacher.values()]).norm()
     return {
-        "steps": reference["step"],
+        "steps": reference.step,
         "killed_at_step": killed_at,
-        "resumed_step": resumed["step"],
+        "resumed_step": resumed.step,
         "teacher_max_abs_diff": max(d.abs().max().item() for d in differences),
         "teacher_rel_diff": (torch.cat([d.flatten() for d in differences]).norm() / norm).item(),
     }
@@ -544,7 +549,7 @@ def main(argv: list[str] | None = None) -> dict:
     store = args.store or build_store(
         workdir / "store", sizes.tile_px, QUICK_AOI_WKT if args.quick else AOI_WKT
     )
-    tile_px = open_store(store).sizes["y"]
+    tile_px = StoreInfo.read(store).tile_px
     record["dino_step"] = {
         arch: run_part(
             f"dino_step {arch}",

@@ -48,8 +48,8 @@ from matplotlib.figure import Figure
 from scipy import stats as scipy_stats
 
 from sarssl import paths
-from sarssl.separability import CONTEXT_INPUT
-from sarssl.settings.finetune import Run, grid_seeds, run_file
+from sarssl.settings.finetune import Init, Model, Run, grid_seeds, run_file
+from sarssl.settings.separability import CONTEXT_INPUT
 
 REPO = Path(__file__).resolve().parents[1]
 # A box around the demo's, about 4 times its area.
@@ -115,7 +115,7 @@ def config(args: argparse.Namespace, wkt: Path) -> dict:
             "pretrain": [f"learning-{args.variants[0]}"],
             "percents": args.finetune_percents,
             "encodings": ["tokens"],
-            "inits": ["scratch", "finetuned"],
+            "inits": [Init.SCRATCH.value, Init.FINETUNED.value],
             "seeds": args.finetune_seeds,
             "unet_gpu": False,
         },
@@ -127,7 +127,13 @@ def unet_targets(args: argparse.Namespace) -> list[str]:
     tokens grid, asked for by its run file."""
     finetune = config(args, Path())["finetune"]
     runs = [
-        Run(finetune["pretrain"][0], "s1grd-unet", "scratch", max(args.finetune_percents), seed)
+        Run(
+            finetune["pretrain"][0],
+            Model.S1GRD_UNET,
+            Init.SCRATCH,
+            max(args.finetune_percents),
+            seed,
+        )
         for seed in grid_seeds(finetune)
     ]
     return [str(run_file("results", run, paths.FINETUNE_METRICS)) for run in runs]
@@ -145,7 +151,7 @@ def finetune_summary(workdir: Path) -> pd.DataFrame:
     """Tokens decoder, per fraction: scratch and fine-tuned MIoU over the seeds, and the
     paired gain of pre-training (same seed: same tiles and decoder initialisation)."""
     runs = pd.read_csv(workdir / "results/tables/runs.csv")
-    runs = runs[runs["model"] == "tokens-decoder"]
+    runs = runs[runs["model"] == Model.TOKENS_DECODER]
     rows = []
     for fraction, cell in runs.groupby("fraction"):
         by_init = cell.pivot(index="seed", columns="init", values="miou")
@@ -153,9 +159,9 @@ def finetune_summary(workdir: Path) -> pd.DataFrame:
             {
                 "fraction %": fraction,
                 "seeds": len(by_init),
-                "scratch MIoU %": mean_interval(by_init["scratch"]).replace("+", ""),
-                "fine-tuned MIoU %": mean_interval(by_init["finetuned"]).replace("+", ""),
-                "gain (points)": mean_interval(by_init["finetuned"] - by_init["scratch"]),
+                "scratch MIoU %": mean_interval(by_init[Init.SCRATCH]).replace("+", ""),
+                "fine-tuned MIoU %": mean_interval(by_init[Init.FINETUNED]).replace("+", ""),
+                "gain (points)": mean_interval(by_init[Init.FINETUNED] - by_init[Init.SCRATCH]),
             }
         )
     return pd.DataFrame(rows)

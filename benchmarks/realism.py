@@ -27,9 +27,10 @@ from pathlib import Path
 import pandas as pd
 
 from sarssl import paths
-from sarssl.realism import SEPARABILITY_TABLE, compare, realism_figure
+from sarssl.realism import compare, realism_figure
 from sarssl.results import frame_markdown, percent
 from sarssl.separability import goal_lines
+from sarssl.settings.finetune import Init, Model
 
 REPO = Path(__file__).resolve().parents[1]
 # The default config's realism.reference_s1, relative to the repository.
@@ -39,7 +40,7 @@ REFERENCE = REPO.parent / "shared/data/real/sen1floods11/Spain_7370579_S1Hand.ti
 def unet_baseline(runs_csv: Path) -> pd.DataFrame:
     """MIoU of the U-Net on S1GRD only per fraction: mean over its finished seeds."""
     runs = pd.read_csv(runs_csv)
-    unet = runs[(runs["model"] == "s1grd-unet") & (runs["init"] == "scratch")]
+    unet = runs[(runs["model"] == Model.S1GRD_UNET) & (runs["init"] == Init.SCRATCH)]
     return (
         unet.groupby("fraction")["miou"]
         .agg(miou="mean", finished="count", runs="size")
@@ -62,7 +63,9 @@ def main() -> None:
     args = parser.parse_args()
 
     results = args.workdir / paths.RESULTS
-    separability = pd.read_csv(paths.under(results, SEPARABILITY_TABLE, aoi=args.aoi, format="csv"))
+    separability = pd.read_csv(
+        paths.under(results, paths.SEPARABILITY_TABLE, aoi=args.aoi, format="csv")
+    )
     unet = unet_baseline(paths.under(results, paths.RUNS_TABLE))
     store = paths.under(results, paths.STORE, aoi=args.aoi)
     comparison = compare(store, args.reference, args.tiles, args.boxcar_px)

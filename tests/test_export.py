@@ -18,8 +18,10 @@ from sarssl.backbone import load_backbone, load_checkpoint
 from sarssl.data import StoreTiles, split_tiles
 from sarssl.dataset.bands import CHANNELS
 from sarssl.errors import ConfigError
-from sarssl.export import DataDescription, ExportError, export_backbone, hardware_use, read_export
+from sarssl.export import ExportError, export_backbone
+from sarssl.export_format import DataDescription, read_export
 from sarssl.finetune import finetune
+from sarssl.model_card import hardware_use
 from sarssl.settings.finetune import FinetuneSettings
 from sarssl.training import CollapseVerdict
 

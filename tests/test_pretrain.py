@@ -30,13 +30,16 @@ from sarssl.data import (
     split_tiles,
 )
 from sarssl.dataset.quantise import ChannelCoding
+from sarssl.dataset.storeinfo import StoreInfo
 from sarssl.devices import PEAK_ENVIRONMENT
 from sarssl.dino import DINOLoss
+from sarssl.errors import ConfigError
 from sarssl.launch import RENDEZVOUS_PORT, launcher_commands
 from sarssl.pretrain import (
     DINOTrainer,
     NonFiniteLossError,
     Schedules,
+    check_tile_size,
     create_network,
     device_views,
     train,
@@ -336,3 +339,10 @@ def test_two_nodes_meeting_at_a_rendezvous_give_the_single_process_result(tiny_s
     both, single = state_of(tmp_path / "nodes"), state_of(tmp_path / "single")
     assert both["step"] == single["step"] == 6
     assert_same_run(without_key_bias(both), without_key_bias(single), rtol=1e-4, atol=1e-6)
+
+
+def test_a_run_whose_tile_size_is_not_its_stores_fails_naming_the_store(tiny_store):
+    store = StoreInfo.read(tiny_store)
+    check_tile_size(tiny_settings(tiny_store), [store])
+    with pytest.raises(ConfigError, match=rf"store {tiny_store} holds tiles of 32 px, .* is 64"):
+        check_tile_size(tiny_settings(tiny_store, tile_px=64), [store])

@@ -68,3 +68,27 @@ def test_each_default_of_a_dataclass_backed_key_lives_in_its_dataclass_only():
         both = sorted(k for k in properties if k in fields and "default" in properties[k])
         assert not both, f"config/schema.yaml {section}: defaults also in {home.__name__}: {both}"
         assert set(properties) & fields, f"{section}: no key of {home.__name__} in the schema"
+
+
+LITERAL = r"-?[\d.]+(e-?\d+)?|\"[^\"]*\"|'[^']*'|True|False|None"
+
+
+def test_no_code_gives_a_settings_key_a_default_of_its_own():
+    """A `.get("key", default)` on a config section, in the workflow or the library, for a
+    key a settings dataclass defines: the default must be the dataclass's (`Home.key`),
+    never a second literal that can drift."""
+    homes = [
+        pretrain_settings.PretrainSettings,
+        ProbeSettings,
+        runs.FinetuneSettings,
+        SeparabilitySettings,
+    ]
+    keys = {f.name for home in homes for f in dataclasses.fields(home)}
+    sources = [*(REPO / "workflow").rglob("*.smk"), *(REPO / "src").rglob("*.py")]
+    found = [
+        f"{path.relative_to(REPO)}: .get({key!r}, {default})"
+        for path in sources
+        for key, default in re.findall(r"\.get\(\s*\"(\w+)\",\s*([^)]+)\)", path.read_text())
+        if key in keys and re.fullmatch(LITERAL, default.strip())
+    ]
+    assert not found, f"second homes of a settings default: {found}"

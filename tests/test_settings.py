@@ -1,6 +1,10 @@
 """Pre-training settings from the config (sarssl.settings.pretrain): errors that name the
 run and the key; the paper's two readings of its learning rate."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -67,3 +71,50 @@ def test_the_model_card_says_which_schedules_a_run_followed():
     assert literal[1].startswith("Teacher temperature: falls from 0.01 to 0.001 over 5 epochs")
     dino = schedule_readings(paper_settings("paper_dino_lr.yaml")["vitbase-all-dinolr"].as_dict())
     assert "then a cosine to 1e-06." in dino[0] and "flat" not in dino[0]
+
+
+# Imports that the config's border must not make: the settings layer and the Snakefile's
+# parse stay torch-free (and so quick), and what they use of timm is read in a child.
+HEAVY = ("torch", "timm")
+BLOCK_HEAVY = f"""
+import sys
+
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {HEAVY!r}:
+            raise ModuleNotFoundError(f"blocked import of {{name}}")
+
+sys.meta_path.insert(0, Blocked())
+"""
+
+
+def run_blocking_heavy(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK_HEAVY + code],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
+
+
+def test_the_settings_layer_imports_no_torch(tmp_path):
+    modules = [f"sarssl.settings.{m.stem}" for m in (REPO / "src/sarssl/settings").glob("*.py")]
+    code = "\n".join(f"import {module}" for module in ["sarssl.settings", *modules])
+    result = run_blocking_heavy(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_snakefile_parses_without_torch(tmp_path):
+    """A dry run of the default config resolves the whole DAG, the settings of every job
+    included, with torch and timm unimportable."""
+    for folder in ("config", "resources"):
+        (tmp_path / folder).symlink_to(REPO / folder)
+    snakefile = REPO / "Snakefile"
+    code = (
+        "import runpy\n"
+        f"sys.argv = ['snakemake', '-n', '--quiet', 'rules', '--snakefile', '{snakefile}']\n"
+        "runpy.run_module('snakemake', run_name='__main__')\n"
+    )
+    result = run_blocking_heavy(code, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "finetune" in result.stdout  # the grid's jobs were resolved

@@ -10,7 +10,6 @@ Layout of the output store (xarray-readable):
 
 import logging
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -20,6 +19,7 @@ from rasterio.transform import Affine
 from .atomic import atomic_path
 from .attention import cls_attention
 from .backbone import load_backbone
+from .checkpoint import Network
 from .data import StoreTiles, TileRef
 from .dataset.geotiff import write_geotiff
 from .dataset.store import (
@@ -29,6 +29,7 @@ from .dataset.store import (
     tile_transform,
     write_coordinate,
 )
+from .dataset.storeinfo import StoreInfo
 from .devices import default_device
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def extract_attention_maps(
     store: str | Path,
     output: str | Path,
     geotiff_dir: str | Path,
-    which: Literal["student", "teacher"] = "student",
+    which: Network = "student",
     geotiff_tiles: int = 3,
     device: str | None = None,
 ) -> dict:
@@ -56,8 +57,8 @@ def extract_attention_maps(
     run_on = torch.device(device) if device else default_device()
     pretrained = load_backbone(checkpoint, which)
     backbone = pretrained.network.to(run_on)
-    dataset = open_store(store)
-    n_tiles, tile_px = dataset.sizes["tile"], dataset.sizes["y"]
+    dataset, info = open_store(store), StoreInfo.read(store)
+    n_tiles, tile_px = info.n_tiles, info.tile_px
     heads = backbone.blocks[-1].attn.num_heads
     grid = tuple(backbone.patch_embed.dynamic_feat_size((tile_px, tile_px)))
     tiles = StoreTiles([TileRef(str(store), i) for i in range(n_tiles)], pretrained.normalisation)

@@ -1,16 +1,17 @@
 """The ViT backbone: creating one, and reading a pre-trained one from a pre-training's
-checkpoint or from an export folder (sarssl.export)."""
+checkpoint (sarssl.checkpoint) or from an export folder (sarssl.export)."""
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import timm
 import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from .checkpoint import Checkpoint, Network
 from .data import Normalisation
 from .dataset.bands import CHANNELS
 from .errors import ConfigError
@@ -37,11 +38,16 @@ def create_backbone(architecture: str, tile_px: int, drop_path_rate: float = 0.0
 
 
 def load_checkpoint(path: str | Path) -> dict:
+    """A pre-training checkpoint file as stored: Checkpoint.to_dict()'s keys."""
     # Our own files: they hold numpy arrays and settings besides tensors.
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def backbone_weights(network_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    return Checkpoint.from_dict(load_checkpoint(path))
+
+
+def backbone_weights(network_state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The backbone's entries of a student or teacher state dict, without the prefix; the
     head is dropped (as DINO's load_pretrained_weights)."""
     return {
@@ -65,24 +71,22 @@ class PretrainedBackbone:
         return create_backbone(self.architecture, self.tile_px).eval()
 
 
-def load_backbone(
-    source: str | Path, which: Literal["student", "teacher"] = "student"
-) -> PretrainedBackbone:
+def load_backbone(source: str | Path, which: Network = "student") -> PretrainedBackbone:
     """The backbone of a pre-training checkpoint (its weights only; `which` network) or of
     an export folder (the one it holds), with the input normalisation it was trained with."""
     if Path(source).is_dir():
         return load_export(source)
-    return backbone_of_checkpoint(load_checkpoint(source), which)
+    return backbone_of_checkpoint(read_checkpoint(source), which)
 
 
-def backbone_of_checkpoint(state: dict, which: Literal["student", "teacher"]) -> PretrainedBackbone:
-    """The `which` backbone of a checkpoint already read (load_checkpoint)."""
-    settings = state["settings"]
+def backbone_of_checkpoint(checkpoint: Checkpoint, which: Network) -> PretrainedBackbone:
+    """The `which` backbone of a checkpoint already read (read_checkpoint)."""
+    settings = checkpoint.settings
     network = create_backbone(settings["architecture"], settings["tile_px"])
-    network.load_state_dict(backbone_weights(state[which]))
+    network.load_state_dict(backbone_weights(checkpoint.network(which)))
     return PretrainedBackbone(
         network.eval(),
-        Normalisation.from_dict(state["normalisation"]),
+        Normalisation.from_dict(checkpoint.normalisation),
         settings["architecture"],
         settings["tile_px"],
         settings["name"],

@@ -17,12 +17,9 @@ import tempfile
 from pathlib import Path
 
 import geopandas as gpd
-import yaml
-from snakemake.utils import validate
 
 from . import paths
-from .dataset.bands import aoi_datasets
-from .dataset.gee import ENDPOINTS, export_requests
+from .dataset.gee import ENDPOINTS
 from .dataset.grid import (
     apportion,
     build_tile_grid,
@@ -34,40 +31,20 @@ from .dataset.grid import (
     tile_bounds,
 )
 from .errors import ConfigError
-from .settings.config import merge_configs
+from .settings.config import Config
 
 # Half a tile's side around the AOI's representative point: enough for geetiles to place
 # one example chip when the AOI's grid is not built yet.
 EXAMPLE_BOX_DEG = 0.03
 
 
-def load_config(configfiles: list[Path], schema: Path) -> dict:
-    """The config files merged in order, as Snakemake merges several --configfile."""
-    config: dict = {}
-    for path in configfiles:
-        config = merge_configs(config, yaml.safe_load(path.read_text()))
-    validate(config, str(schema))
-    return config
-
-
-def aoi_entry(config: dict, name: str) -> dict:
-    for aoi in config["aois"]:
-        if aoi["name"] == name:
-            return aoi
-    raise ConfigError(
-        f"no AOI named {name!r} in the config; AOIs: {[a['name'] for a in config['aois']]}"
-    )
-
-
-def aoi_tiles(config: dict, aoi_name: str, results: Path) -> tuple[gpd.GeoDataFrame, int, bool]:
+def aoi_tiles(config: Config, aoi_name: str) -> tuple[gpd.GeoDataFrame, int, bool]:
     """Tiles of an AOI's whole grid: the grid when it is built (exact count), else one example
     chip that geetiles places around the AOI's representative point and the count estimated
     from the AOI's area."""
-    aoi = aoi_entry(config, aoi_name)
-    chip_m = config["data"]["tile_px"] * config["data"]["pixel_m"]
-    tiles_path = paths.under(results, paths.GRID, aoi=aoi_name)
-    if aoi["source"] == "geetiles_dir":
-        tiles_path = Path(aoi["tiles_file"])
+    aoi = config.aoi(aoi_name)
+    chip_m = config.chip_size_m()
+    tiles_path = Path(config.grid_file(aoi_name))
     if tiles_path.is_file():
         tiles = read_tiles(tiles_path)
         return tiles, len(tiles), True
@@ -85,31 +62,28 @@ def aoi_tiles(config: dict, aoi_name: str, results: Path) -> tuple[gpd.GeoDataFr
     return tiles, round(area_m2 / chip_m**2), False
 
 
-def grid_split_counts(config: dict, aoi_name: str, results: Path) -> tuple[dict[str, int], bool]:
+def grid_split_counts(config: Config, aoi_name: str) -> tuple[dict[str, int], bool]:
     """Tiles per split of an AOI's whole grid, and whether counted: from its splits file, else
     geetiles' split of its grid when built, else the estimate from the AOI's area shared by
     split.fractions."""
-    splits_path = paths.under(results, paths.GRID_SPLITS, aoi=aoi_name)
+    splits_path = Path(config.under(paths.GRID_SPLITS, aoi=aoi_name))
     if splits_path.is_file():
         return split_counts(read_splits(splits_path)), True
-    tiles, count, exact = aoi_tiles(config, aoi_name, results)
-    split = config["split"]
+    tiles, count, exact = aoi_tiles(config, aoi_name)
+    split = config.values["split"]
     if exact:
         splits = geographic_split(tiles, split["nbands"], split["angle"], split["fractions"])
         return split_counts(splits), True
     return apportion(count, split["fractions"]), False
 
 
-def gee_plan(config: dict, aoi_name: str, results: Path) -> dict:
+def gee_plan(config: Config, aoi_name: str) -> dict:
     """Tile count of the grid (exact when it exists, else estimated from the AOI's area), the
     tiles exported (max_tiles of them, when set) and, for one tile, the exact requests.
     Makes no network call."""
-    aoi = aoi_entry(config, aoi_name)
-    data = config["data"]
-    tiles, count, exact = aoi_tiles(config, aoi_name, results)
-    gee = config["gee"]
-    datasets = aoi_datasets(aoi, data["year"])
-    requests = export_requests(data["year"], gee["orbit_pass"], gee["composite"], datasets)
+    aoi = config.aoi(aoi_name)
+    tiles, count, exact = aoi_tiles(config, aoi_name)
+    requests = config.gee_requests(aoi_name)
     bounds = tuple(tile_bounds(tiles.iloc[:1])[0])
     return {
         "aoi": aoi_name,
@@ -119,28 +93,23 @@ def gee_plan(config: dict, aoi_name: str, results: Path) -> dict:
         "max_tiles": aoi["max_tiles"],
         "tiles_exported": count if aoi["max_tiles"] is None else min(count, aoi["max_tiles"]),
         "example_tile": str(tiles.identifier.iloc[0]),
-        "endpoint": ENDPOINTS[gee["endpoint"]],
-        "requests": {r.dataset: r.describe(bounds, data["tile_px"]) for r in requests},
+        "endpoint": ENDPOINTS[config.values["gee"]["endpoint"]],
+        "requests": {r.dataset: r.describe(bounds, config.data["tile_px"]) for r in requests},
     }
 
 
-def cost_plan(config: dict, results: Path) -> str:
+def cost_plan(config: Config) -> str:
     """`sarssl plan`: the cost plan of the config (see sarssl.plan)."""
     from .plan import describe, plan
-    from .settings.pretrain import settings_from_config
 
-    counts = {a["name"]: grid_split_counts(config, a["name"], results) for a in config["aois"]}
-    settings = {
-        run["name"]: settings_from_config(
-            run,
-            config["dino"],
-            [str(paths.under(results, paths.STORE, aoi=aoi)) for aoi in run["aois"]],
-            config["data"]["tile_px"],
-            config["probe"],
-        )
-        for run in config["pretrain"]
-    }
-    result = plan(config, {name: count for name, (count, _) in counts.items()}, settings)
+    counts = {name: grid_split_counts(config, name) for name in config.aoi_names}
+    settings = {name: config.pretrain(name) for name in config.pretrain_runs}
+    result = plan(
+        config.values,
+        {name: count for name, (count, _) in counts.items()},
+        settings,
+        finetune_settings=config.finetune,
+    )
     estimated = [name for name, (_, exact) in counts.items() if not exact]
     note = (
         f"\n(tiles of {', '.join(estimated)} estimated from the AOI's area, per split by "
@@ -209,17 +178,17 @@ def main(argv: list[str] | None = None) -> int:
 
             write_metrics(read_settings(args.settings), args.metrics, args.predictions)
             return 0
-        config = load_config(args.configfile, args.schema)
+        config = Config.read(args.configfile, args.schema, args.results)
         if args.command == "plan":
-            print(cost_plan(config, args.results))
+            print(cost_plan(config))
             return 0
         if args.command == "tables":
             from .results import write_all_tables
 
-            for path in write_all_tables(args.results, config["finetune"]):
+            for path in write_all_tables(args.results, config.finetune_section):
                 print(path)
             return 0
-        print(json.dumps(gee_plan(config, args.aoi, args.results), indent=2))
+        print(json.dumps(gee_plan(config, args.aoi), indent=2))
     except ConfigError as err:
         print(f"sarssl: {err}", file=sys.stderr)
         return 2

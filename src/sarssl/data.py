@@ -21,7 +21,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .dataset.quantise import ChannelCoding
 from .dataset.stats import Moments
-from .dataset.store import open_store, split_positions, store_coding
+from .dataset.store import split_positions, store_coding
+from .dataset.storeinfo import StoreInfo
 from .errors import ConfigError
 from .multicrop import crop_params
 from .settings.crops import CropSpec
@@ -36,7 +37,7 @@ class Normalisation:
 
     @classmethod
     def of_stores(cls, stores: Sequence[str | Path]) -> "Normalisation":
-        return cls.pooled([open_store(store)["s1grd"].attrs["normalisation"] for store in stores])
+        return cls.pooled([StoreInfo.read(store).normalisation for store in stores])
 
     @classmethod
     def pooled(cls, stats: Sequence[dict]) -> "Normalisation":

@@ -132,7 +132,7 @@ def measure(
         )
     pretrained = head_scores(stored["attention"].values[tiles], classes, names, IGNORE_INDEX)
     random = head_scores(random_maps, classes, names, IGNORE_INDEX)
-    which = stored.attrs.get("backbone", "student")
+    which = stored.attrs["backbone"]  # the attention_maps rule records it
     pretrained.insert(0, "backbone", f"pre-trained ({which})")
     random.insert(0, "backbone", "random init (reference)")
     table = pd.concat([pretrained, random], ignore_index=True)

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from .atomic import atomic_path
-from .dataset.bands import CHANNELS
+from .dataset.bands import CHANNELS, QUANTITIES, SEASONS, band_name
 from .dataset.worldcover import CLASSES, IGNORE_INDEX
 
 NODATA_COLOUR = "#ffffff"
@@ -48,8 +48,8 @@ def sar_composite(image: np.ndarray) -> np.ndarray:
     """(12, y, x) dB -> RGB of the annual means of VV, VH and VV-VH, each stretched to its
     2-98 % percentiles."""
     channels = []
-    for polarisation in ("VV", "VH", "VV-VH"):
-        index = [i for i, name in enumerate(CHANNELS) if name.endswith(f"_{polarisation}")]
+    for quantity in QUANTITIES:
+        index = [CHANNELS.index(band_name(season, quantity)) for season in SEASONS]
         band = image[index].astype(np.float32).mean(axis=0)
         low, high = np.percentile(band, [2, 98])
         channels.append(np.clip((band - low) / max(high - low, 1e-6), 0, 1))

@@ -28,13 +28,23 @@ from .backbone import create_backbone, load_backbone
 from .data import LazyArrays, Normalisation, StoreTiles, TileRef, split_tiles
 from .dataset.bands import CHANNELS
 from .dataset.store import open_store
+from .dataset.storeinfo import StoreInfo
 from .dataset.worldcover import CLASSES, IGNORE_INDEX, NUM_CLASSES
 from .devices import autocast, autocast_dtype, default_device, device_description
 from .dino import cosine_schedule
 from .errors import ConfigError
 from .metrics import ConfusionMatrix, mean_iou, per_class_iou
 from .segmentation import AttentionMapsUNet, Backbone, TileUNet, TokenDecoder
-from .settings.finetune import FinetuneSettings, format_fraction, runs_vit, subset_size, uses_vit
+from .settings.finetune import (
+    FinetuneSettings,
+    Init,
+    Model,
+    format_fraction,
+    runs_vit,
+    subset_size,
+    uses_vit,
+)
+from .training import parameter_groups
 
 log = logging.getLogger(__name__)
 
@@ -86,42 +96,30 @@ def segmentation_model(
     if vit is None:
         return TileUNet(None, len(CHANNELS), 0, NUM_CLASSES, tile_px, width)
     heads = vit.blocks[-1].attn.num_heads
-    backbone = Backbone(vit, frozen=init == "frozen") if runs_vit(model, init) else None
-    if model == "tokens-decoder":
+    backbone = Backbone(vit, frozen=init == Init.FROZEN) if runs_vit(model, init) else None
+    if model == Model.TOKENS_DECODER:
         return TokenDecoder(backbone, NUM_CLASSES, width)
-    if model == "attention-unet" and not upsampled:
+    if model == Model.ATTENTION_UNET and not upsampled:
         return AttentionMapsUNet(backbone, heads, NUM_CLASSES, tile_px, width)
-    channels = len(CHANNELS) if model == "s1grd-attention-unet" else 0
+    channels = len(CHANNELS) if model == Model.S1GRD_ATTENTION_UNET else 0
     return TileUNet(backbone, channels, heads, NUM_CLASSES, tile_px, width)
 
 
 def build_model(settings: FinetuneSettings) -> tuple[nn.Module, Normalisation]:
     """The run's model (ViT weights loaded or random) and its input normalisation."""
-    tile_px = open_store(settings.store).sizes["y"]
+    tile_px = StoreInfo.read(settings.store).tile_px
     if not uses_vit(settings.model):
         model = segmentation_model(settings.model, settings.init, None, tile_px, settings.width)
         return model, Normalisation.of_stores([settings.store])
     pretrained = load_backbone(settings.checkpoint, settings.backbone)
     vit = pretrained.network
-    if settings.init == "scratch":
+    if settings.init == Init.SCRATCH:
         vit = create_backbone(pretrained.architecture, pretrained.tile_px)
     upsampled = settings.attention_input == "upsampled"
     model = segmentation_model(
         settings.model, settings.init, vit, tile_px, settings.width, upsampled
     )
     return model, pretrained.normalisation
-
-
-def parameter_groups(model: nn.Module, settings: FinetuneSettings) -> list[dict]:
-    backbone = [
-        p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad
-    ]
-    ids = {id(p) for p in backbone}
-    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
-    groups = [{"params": rest, "lr": settings.lr}]
-    if backbone:
-        groups.append({"params": backbone, "lr": settings.lr * settings.backbone_lr_scale})
-    return groups
 
 
 def loader(dataset: Dataset, settings: FinetuneSettings, order: list[int] | None) -> DataLoader:
@@ -176,7 +174,14 @@ def train_epoch(
 
 
 def make_optimizer(model: nn.Module, settings: FinetuneSettings) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(parameter_groups(model, settings), weight_decay=settings.weight_decay)
+    # Weight decay on every parameter, biases and norms too (unlike DINO's pre-training).
+    groups = parameter_groups(
+        model, {"backbone.": settings.backbone_lr_scale}, decay_biases_and_norms=True
+    )
+    return torch.optim.AdamW(
+        [group | {"lr": settings.lr * group["lr_scale"]} for group in groups],
+        weight_decay=settings.weight_decay,
+    )
 
 
 @torch.no_grad()
@@ -208,7 +213,7 @@ def finetune(settings: FinetuneSettings) -> tuple[dict, dict[str, np.ndarray]]:
     splits["train"] = fraction_subset(splits["train"], settings.fraction, settings.seed)
     tile_ids = open_store(settings.store)["tile"].values
     # Only the attention U-Net on stored maps never looks at the SAR channels.
-    with_images = settings.model != "attention-unet" or runs_vit(settings.model, settings.init)
+    with_images = settings.model != Model.ATTENTION_UNET or runs_vit(settings.model, settings.init)
     datasets = {
         split: SegmentationTiles(
             StoreTiles(tiles, normalisation), settings.attention_store, with_images

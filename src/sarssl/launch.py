@@ -11,13 +11,7 @@ from pathlib import Path
 from .atomic import atomic_path, write_text_atomic
 from .child import run_sarssl
 from .errors import ConfigError
-from .settings.pretrain import (
-    CHECKPOINT_NAME,
-    COLLAPSE_NAME,
-    METRICS_NAME,
-    SETTINGS_NAME,
-    PretrainSettings,
-)
+from .settings.pretrain import CHECKPOINT_NAME, COLLAPSE_NAME, METRICS_NAME, SETTINGS_NAME
 
 RENDEZVOUS_PORT = 29400  # torchrun's c10d rendezvous on the job's first node
 
@@ -44,16 +38,19 @@ def launcher_commands(
     return prefix, launcher
 
 
-def launch(settings: PretrainSettings, run_dir: str | Path, gpus: int, nodes: int = 1) -> Path:
+def launch(settings: dict, run_dir: str | Path, gpus: int, nodes: int = 1) -> Path:
     """Train in a child process (see sarssl.child), under torchrun on this node (one process
-    per GPU; DDP), or on `nodes` nodes of a SLURM allocation (one torchrun per node)."""
+    per GPU; DDP), or on `nodes` nodes of a SLURM allocation (one torchrun per node).
+    `settings` are the rule's (PretrainSettings.as_dict, checked when the DAG was built):
+    they go to the run folder as they are, and the training processes read them from there.
+    """
     run_dir = Path(run_dir)
     settings_file = run_dir / SETTINGS_NAME
-    write_text_atomic(settings_file, json.dumps(settings.as_dict(), indent=2))
+    write_text_atomic(settings_file, json.dumps(settings, indent=2))
     job_id = os.environ.get("SLURM_JOB_ID")
     if nodes > 1 and not job_id:
         raise ConfigError(
-            f"pretrain {settings.name}: nodes: {nodes} starts one torchrun per node with srun, "
+            f"pretrain {settings['name']}: nodes: {nodes} starts one torchrun per node with srun, "
             f"which needs a SLURM allocation of {nodes} nodes (run with --profile slurm)"
         )
     # The batch script runs on the allocation's first node: the rendezvous is there.

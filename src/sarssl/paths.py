@@ -39,7 +39,7 @@ ATTENTION = PRETRAIN + "/attention/{aoi}.zarr"
 ATTENTION_METADATA = ATTENTION + "/zarr.json"
 ATTENTION_GEOTIFFS = PRETRAIN + "/attention/{aoi}_geotiff"
 EXPORT = PRETRAIN + "/export"
-# The files of an export folder (sarssl.export), timm's names; any folder of them can be a
+# The files of an export folder (sarssl.export_format), timm's names; any folder of them can be a
 # pretrain entry's `weights`.
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -75,6 +75,19 @@ EMERGENT = TABLES + "/emergent_{pretrain}.{format}"
 PROBE = TABLES + "/probe_{pretrain}.{format}"
 FIGURES = "results/figures"
 FIGURE = FIGURES + "/{figure}_{pretrain}.png"
+# The realism report of an AOI's data (sarssl.realism).
+SEPARABILITY_TABLE = TABLES + "/separability_{aoi}.{format}"
+REALISM_FIGURE = FIGURES + "/realism_{aoi}.png"
+
+
+def job_log(job: str) -> str:
+    """The log of a rule's job; `job` names it with its wildcards ("{aoi}/tile_grid")."""
+    return f"{LOGS}/{job}.log"
+
+
+def job_benchmark(job: str) -> str:
+    """The benchmark (time, memory) of a rule's job, named as its log."""
+    return f"{JOB_BENCHMARKS}/{job}.tsv"
 
 
 class _Unfilled(dict):

@@ -11,7 +11,7 @@ peak at a model FLOP utilisation (MFU) goal.
 """
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -22,7 +22,14 @@ from .dataset.grid import split_quotas
 from .devices import BF16_PEAK_FLOPS
 from .finetune import segmentation_model
 from .pretrain import pretrain_flops_per_tile
-from .settings.finetune import FinetuneSettings, grid_runs, subset_size, uses_stored_maps, uses_vit
+from .settings.finetune import (
+    FinetuneSettings,
+    Run,
+    grid_runs,
+    subset_size,
+    uses_stored_maps,
+    uses_vit,
+)
 from .settings.pretrain import PretrainSettings, schedule_readings
 from .training import counted_flops
 
@@ -90,9 +97,11 @@ def plan(
     grid_splits: dict[str, dict[str, int]],
     pretrain_settings: dict[str, PretrainSettings],
     assumptions: Assumptions = Assumptions(),
+    finetune_settings: Callable[[Run], FinetuneSettings] | None = None,
 ) -> dict:
     """The cost plan of `config`, given the tiles per split of each AOI's whole grid
-    (counted or estimated) and its resolved pre-training settings."""
+    (counted or estimated), its resolved pre-training settings and the settings of a
+    fine-tuning run (sarssl.settings.config.Config.finetune) where it has a grid."""
     px, gee = config["data"]["tile_px"], config["gee"]
     dtype = config["data"].get("store_dtype", "float16")
     # Bytes of one tile as stored and as pre-training reads it (the SAR only: DINO reads
@@ -151,7 +160,9 @@ def plan(
             ),
         }
     kept_splits = {name: aoi["splits"] for name, aoi in aois.items()}
-    finetuning = finetune_plan(config, kept_splits, pretrain_settings, assumptions)
+    finetuning = finetune_plan(
+        config, kept_splits, pretrain_settings, assumptions, finetune_settings
+    )
     return {
         "aois": aois,
         "pretrain": pretraining,
@@ -167,6 +178,7 @@ def finetune_plan(
     splits_per_aoi: dict[str, dict[str, int]],
     pretrain_settings: dict[str, PretrainSettings],
     assumptions: Assumptions,
+    finetune_settings: Callable[[Run], FinetuneSettings] | None,
 ) -> dict:
     """GPU-hours of every run of the grid, and their sum, over the kept tiles per split."""
     finetune, data = config["finetune"], config["data"]
@@ -176,22 +188,22 @@ def finetune_plan(
     flops_of: dict[tuple[str, str, str], tuple[float, float]] = {}
     total = 0.0
     runs = grid_runs(finetune)
-    for pretrain, model, init, fraction, _seed in runs:
-        architecture = pretrain_settings[pretrain].architecture
-        key = (model, init, architecture)
+    for run in runs:
+        settings = finetune_settings(run)
+        architecture = pretrain_settings[run.pretrain].architecture
+        key = (run.model, run.init, architecture)
         if key not in flops_of:
-            width = finetune.get("width", FinetuneSettings.width)
             flops_of[key] = finetune_flops_per_tile(
-                model,
-                init,
+                run.model,
+                run.init,
                 architecture,
                 data["tile_px"],
-                width,
-                finetune["attention_input"] == "upsampled",
+                settings.width,
+                settings.attention_input == "upsampled",
             )
         step, evaluation = flops_of[key]
-        epoch = subset_size(fraction, train) * step + val * evaluation
-        total += finetune.get("epochs", FinetuneSettings.epochs) * epoch + test * evaluation
+        epoch = subset_size(run.fraction, train) * step + val * evaluation
+        total += settings.epochs * epoch + test * evaluation
     return {
         "runs": len(runs),
         "train_tiles": train,

@@ -5,14 +5,19 @@ utilities in sarssl.training, launching in sarssl.launch).
 One process per GPU (torchrun or srun set RANK / WORLD_SIZE / LOCAL_RANK), or a single
 process on one GPU or the CPU.
 
-Run state lives in a run folder: `last.pt` (written atomically every `checkpoint_every`
-steps and at the end), `metrics.csv` and `tensorboard/` (the telemetry of TELEMETRY_FIELDS
-included) and, once the run is finished, its collapse verdict `collapse.json`
-(sarssl.training.collapse_verdict; logged as a warning when it collapsed). A rerun with the
-same settings resumes from `last.pt`: weights, optimizer, loss center, random state and the
-step, which fixes the schedules and the data position.
+Run state lives in a run folder: `last.pt` (a sarssl.checkpoint.Checkpoint, written
+atomically every `checkpoint_every` steps and at the end), `metrics.csv` and `tensorboard/`
+(the telemetry of TELEMETRY_FIELDS included) and, once the run is finished, its collapse
+verdict `collapse.json` (sarssl.training.collapse_verdict; logged as a warning when it
+collapsed). A rerun with the same settings resumes from `last.pt`: weights, optimizer, loss
+center, random state and the step, which fixes the schedules and the data position.
+
+`train` reads as DINO's main_dino.py: `set_up` (ranks, data, trainer, resumption), then
+`train_steps` (one step per batch with the values the schedules give it, and a metric row
+of those values every few steps), then the collapse verdict.
 """
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -25,12 +30,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .backbone import create_backbone, load_checkpoint
+from .atomic import atomic_path
+from .backbone import create_backbone, read_checkpoint
+from .checkpoint import Checkpoint
 from .data import (
     MultiCropTiles,
     Normalisation,
@@ -41,6 +48,7 @@ from .data import (
     split_tiles,
 )
 from .dataset.bands import CHANNELS
+from .dataset.storeinfo import StoreInfo
 from .devices import (
     autocast,
     autocast_dtype,
@@ -50,7 +58,7 @@ from .devices import (
     peak_memory_gb,
 )
 from .dino import DINOHead, DINOLoss, cosine_schedule, ema_update, teacher_temperature_schedule
-from .errors import SarsslError
+from .errors import ConfigError, SarsslError
 from .multicrop import crop_batch
 from .probe import PatchProbe
 from .settings.crops import CropSpec
@@ -69,7 +77,6 @@ from .training import (
     collapse_verdict,
     counted_flops,
     parameter_groups,
-    save_checkpoint,
 )
 
 log = logging.getLogger(__name__)
@@ -99,6 +106,20 @@ PROBE_FIELDS = ("probe_accuracy", "probe_miou", "probe_s")
 
 class NonFiniteLossError(SarsslError):
     pass
+
+
+@dataclass(frozen=True)
+class StepValues:
+    """The schedules' values at one step: what the step trains with, and what the metric row
+    it ends shows."""
+
+    lr: float
+    weight_decay: float
+    teacher_momentum: float
+    teacher_temp: float
+
+    def as_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -134,6 +155,14 @@ class Schedules:
                 settings.warmup_teacher_temp_epochs,
                 epochs,
             ),
+        )
+
+    def at(self, step: int, epoch: int) -> StepValues:
+        return StepValues(
+            lr=float(self.lr[step]),
+            weight_decay=float(self.weight_decay[step]),
+            teacher_momentum=float(self.teacher_momentum[step]),
+            teacher_temp=float(self.teacher_temp[epoch]),
         )
 
 
@@ -275,49 +304,107 @@ class DINOTrainer:
         self.ema(self.teacher_params, self.student_params, teacher_momentum)
         return torch.stack([terms.loss.detach(), *(getattr(terms, t) for t in STEP_TERMS[1:])])
 
-    def state_dict(self) -> dict:
-        return {
-            "student": self.student.state_dict(),
-            "teacher": self.teacher.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "loss": self.loss.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-        }
+    def checkpoint(
+        self, step: int, normalisation: Normalisation, tiles: int, device: str
+    ) -> Checkpoint:
+        """The run's record after `step` steps, with what it trained on and where."""
+        return Checkpoint(
+            step=step,
+            settings=self.settings.as_dict(),
+            normalisation=normalisation.as_dict(),
+            tiles=tiles,
+            device=device,
+            student=self.student.state_dict(),
+            teacher=self.teacher.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            loss=self.loss.state_dict(),
+            torch_rng=torch.get_rng_state(),
+        )
 
-    def load_state_dict(self, state: dict) -> None:
-        self.student.load_state_dict(state["student"])
-        self.teacher.load_state_dict(state["teacher"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.loss.load_state_dict(state["loss"])
-        torch.set_rng_state(state["torch_rng"])
+    def resume(self, checkpoint: Checkpoint) -> None:
+        self.student.load_state_dict(checkpoint.student)
+        self.teacher.load_state_dict(checkpoint.teacher)
+        self.optimizer.load_state_dict(checkpoint.optimizer)
+        self.loss.load_state_dict(checkpoint.loss)
+        torch.set_rng_state(checkpoint.torch_rng)
 
 
-def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
-    """Train (or resume) and return the path of the final checkpoint in `run_dir`."""
-    run_dir = Path(run_dir)
-    checkpoint_path = run_dir / CHECKPOINT_NAME
+def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint.to_dict(), tmp)
+
+
+def resumed_step(trainer: DINOTrainer, checkpoint_path: Path) -> int:
+    """The step to start from: 0, or the step of the checkpoint at `checkpoint_path`, whose
+    state is then loaded into `trainer`, when it holds a run of the trainer's settings."""
+    if not checkpoint_path.is_file():
+        return 0
+    checkpoint = read_checkpoint(checkpoint_path)
+    changed = settings_differ(checkpoint.settings, trainer.settings)
+    if changed:
+        log.warning(
+            "%s holds a run with other settings (%s): starting afresh",
+            checkpoint_path,
+            ", ".join(changed),
+        )
+        return 0
+    trainer.resume(checkpoint)
+    log.info("resuming %s from step %d", checkpoint_path, checkpoint.step)
+    return checkpoint.step
+
+
+@dataclass(frozen=True)
+class PretrainRun:
+    """A run set up in this process: its ranks, data and trainer, resumed at `start_step`."""
+
+    settings: PretrainSettings
+    checkpoint_path: Path
+    ranks: Distributed
+    device: torch.device
+    normalisation: Normalisation
+    tiles: int  # train tiles
+    trainer: DINOTrainer
+    start_step: int
+    batches: StepBatches
+    schedules: Schedules
+    dataset: MultiCropTiles
+    loader: DataLoader
+    probe: PatchProbe | None  # on every rank: its steps are log steps, with a collective
+    probe_every: int
+
+    def checkpoint(self, step: int) -> Checkpoint:
+        device = f"{device_description(self.device)} x {self.ranks.world_size}"
+        return self.trainer.checkpoint(step, self.normalisation, self.tiles, device)
+
+
+def check_tile_size(settings: PretrainSettings, stores: list[StoreInfo]) -> None:
+    """The settings' tile_px (the global crops, the ViT's position embedding) is the size
+    of the stores' tiles: the stores, not the config, say what the data are."""
+    for path, store in zip(settings.stores, stores, strict=True):
+        if store.tile_px != settings.tile_px:
+            raise ConfigError(
+                f"pretrain {settings.name}: store {path} holds tiles of {store.tile_px} px, "
+                f"the run's tile_px (config data.tile_px) is {settings.tile_px}: rebuild the "
+                "store or set data.tile_px to its size"
+            )
+
+
+def set_up(settings: PretrainSettings, run_dir: Path) -> PretrainRun:
+    """The ranks and the device, the trainer on the train tiles (resumed from the run
+    folder's checkpoint of a run of these settings), the data from the start step on, the
+    schedules and the k-NN probe on the val tiles."""
     ranks = Distributed.from_environment()
     device = ranks.device()
     ranks.start(device)
     torch.manual_seed(settings.seed)
 
+    stores = [StoreInfo.read(store) for store in settings.stores]
+    check_tile_size(settings, stores)
     tiles = [t for store in settings.stores for t in split_tiles(store, ["train"])]
-    normalisation = Normalisation.of_stores(settings.stores)
+    normalisation = Normalisation.pooled([store.normalisation for store in stores])
     trainer = DINOTrainer(settings, device, ranks.world_size)
-    start_step = 0
-    if checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path)
-        changed = settings_differ(state["settings"], settings)
-        if changed:
-            log.warning(
-                "%s holds a run with other settings (%s): starting afresh",
-                checkpoint_path,
-                ", ".join(changed),
-            )
-        else:
-            trainer.load_state_dict(state)
-            start_step = state["step"]
-            log.info("resuming %s from step %d", checkpoint_path, start_step)
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+    start_step = resumed_step(trainer, checkpoint_path)
 
     batches = StepBatches(
         len(tiles),
@@ -328,140 +415,184 @@ def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
         ranks.rank,
         ranks.world_size,
     )
-    schedules = Schedules.of(settings, batches.steps_per_epoch)
     dataset = MultiCropTiles(StoreTiles(tiles, normalisation), settings.crops, settings.seed)
     loader = make_loader(dataset, batches, settings.loader_workers, device.type == "cuda")
-    # Every rank knows the probe steps (they are log steps, with a collective); the main
-    # rank alone runs the probe.
     val_tiles = [t for store in settings.stores for t in split_tiles(store, ["val"])]
-    probe_every = settings.probe_every or batches.steps_per_epoch
-    probing = settings.probe_every >= 0 and bool(val_tiles)
-    probe = (
-        PatchProbe(tiles, {"val": val_tiles}, normalisation, settings.probe) if probing else None
-    )
-    if settings.probe_every >= 0 and not val_tiles:
+    probe = None
+    if settings.probe_every >= 0 and val_tiles:
+        probe = PatchProbe(tiles, {"val": val_tiles}, normalisation, settings.probe)
+    elif settings.probe_every >= 0:
         log.warning("%s: no valid val tile, so no k-NN probe during training", settings.name)
+    return PretrainRun(
+        settings=settings,
+        checkpoint_path=checkpoint_path,
+        ranks=ranks,
+        device=device,
+        normalisation=normalisation,
+        tiles=len(tiles),
+        trainer=trainer,
+        start_step=start_step,
+        batches=batches,
+        schedules=Schedules.of(settings, batches.steps_per_epoch),
+        dataset=dataset,
+        loader=loader,
+        probe=probe,
+        probe_every=settings.probe_every or batches.steps_per_epoch,
+    )
 
-    def checkpoint_state(step: int) -> dict:
+
+def log_start(run: PretrainRun) -> None:
+    settings = run.settings
+    log.info(
+        "%s: %s on %s (%s), %d processes, %d train tiles, %d steps of %d tiles, "
+        "lr %.3g (%.3g x %d / %d)",
+        settings.name,
+        settings.architecture,
+        run.device,
+        run.trainer.student.autocast_dtype or torch.float32,
+        run.ranks.world_size,
+        run.tiles,
+        run.batches.total_steps,
+        settings.batch_size,
+        settings.scaled_lr,
+        settings.lr,
+        settings.batch_size,
+        settings.lr_reference_batch,
+    )
+
+
+class Telemetry:
+    """The throughput and TELEMETRY_FIELDS of the steps since the last metric row."""
+
+    def __init__(self, run: PretrainRun):
+        settings = run.settings
+        # Per process: its share of the global batch, on its device.
+        world_size = run.ranks.world_size
+        self.flops_per_step = pretrain_flops_per_tile(settings) * settings.batch_size / world_size
+        self.peak = peak_flops(run.device)
+        self.batch_size, self.device = settings.batch_size, run.device
+        self.waits = DataWait()
+        self.last_step, self.last_time = run.start_step, time.perf_counter()
+        self.started = self.last_time
+
+    def fields(self, step: int) -> dict[str, float | None]:
+        """The fields of the row at `step`; the next row counts from here."""
+        now = time.perf_counter()
+        steps, seconds = step - self.last_step, now - self.last_time
+        self.last_step, self.last_time = step, now
         return {
-            "step": step,
-            "settings": settings.as_dict(),
-            "normalisation": normalisation.as_dict(),
-            "tiles": len(tiles),
-            "device": f"{device_description(device)} x {ranks.world_size}",
-            **trainer.state_dict(),
+            "images_per_s": steps * self.batch_size / seconds,
+            "elapsed_s": now - self.started,
+            "mfu": mfu(self.flops_per_step, steps / seconds, self.peak),
+            "peak_memory_gb": peak_memory_gb(self.device),
+            "data_wait_share": self.waits.take() / seconds,
         }
 
-    # Per process: its share of the global batch, on its device.
-    flops_per_step = pretrain_flops_per_tile(settings) * settings.batch_size / ranks.world_size
-    peak = peak_flops(device)
-    if ranks.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        metrics = MetricsLog(
-            run_dir / METRICS_NAME,
-            start_step,
-            METRIC_FIELDS,
-            (*TELEMETRY_FIELDS, *PROBE_FIELDS),
-            "pretrain",
-        )
-        log.info(
-            "%s: %s on %s (%s), %d processes, %d train tiles, %d steps of %d tiles, "
-            "lr %.3g (%.3g x %d / %d)",
-            settings.name,
-            settings.architecture,
-            device,
-            trainer.student.autocast_dtype or torch.float32,
-            ranks.world_size,
-            len(tiles),
-            batches.total_steps,
-            settings.batch_size,
-            settings.scaled_lr,
-            settings.lr,
-            settings.batch_size,
-            settings.lr_reference_batch,
-        )
+    def skip(self) -> None:
+        """Leave the time since the last row (a probe's) out of the next row's rates."""
+        self.last_time = time.perf_counter()
+
+
+def metric_row(step: int, epoch: int, means: list[float], values: StepValues) -> dict:
+    """A metric row's training fields: the STEP_TERMS averaged since the last row, and the
+    schedules' values as its last step used them."""
+    return {
+        "step": step,
+        "epoch": epoch,
+        **dict(zip(STEP_TERMS, means, strict=True)),
+        **values.as_dict(),
+    }
+
+
+def train_steps(run: PretrainRun, metrics: MetricsLog | None) -> None:
+    """The step loop, from the run's start step: a DINO step per batch, and at every log,
+    checkpoint and probe step a metric row, written with the checkpoint by the main process
+    (the one given `metrics`)."""
+    settings, trainer, batches = run.settings, run.trainer, run.batches
     progress = tqdm(
         total=batches.total_steps,
-        initial=start_step,
-        disable=not ranks.is_main,
+        initial=run.start_step,
+        disable=not run.ranks.is_main,
         desc=settings.name,
         file=sys.stderr,
         mininterval=1 if sys.stderr.isatty() else 30,
     )
-    sums = torch.zeros(len(STEP_TERMS), device=device)  # since the last log
-    logged_step, logged_time, started = start_step, time.perf_counter(), time.perf_counter()
+    sums = torch.zeros(len(STEP_TERMS), device=run.device)  # since the last row
+    telemetry = Telemetry(run)
     trainer.student.train()
     trainer.teacher.train()
     crop_dtype = trainer.student.autocast_dtype or torch.float32
-    waits = DataWait()
-    for step, batch in enumerate(waits.batches(loader), start=start_step):
+    standardise = run.dataset.tiles.standardise
+    for step, batch in enumerate(telemetry.waits.batches(run.loader), start=run.start_step):
         epoch = step // batches.steps_per_epoch
-        crops = device_views(batch, device, dataset.tiles.standardise, settings.crops, crop_dtype)
-        sums += trainer.step(
-            crops,
-            lr=float(schedules.lr[step]),
-            weight_decay=float(schedules.weight_decay[step]),
-            teacher_momentum=float(schedules.teacher_momentum[step]),
-            teacher_temp=float(schedules.teacher_temp[epoch]),
-            freeze_last_layer=epoch < settings.freeze_last_layer_epochs,
-        )
+        values = run.schedules.at(step, epoch)
+        crops = device_views(batch, run.device, standardise, settings.crops, crop_dtype)
+        freeze_last_layer = epoch < settings.freeze_last_layer_epochs
+        sums += trainer.step(crops, **values.as_dict(), freeze_last_layer=freeze_last_layer)
 
         done = step + 1
         at_checkpoint = done % settings.checkpoint_every == 0 or done == batches.total_steps
-        at_probe = probing and done % probe_every == 0
+        at_probe = run.probe is not None and done % run.probe_every == 0
         if done % settings.log_every and not at_checkpoint and not at_probe:
             continue
-        # The only host sync: averages since the last log, checked before any checkpoint.
-        means = (ranks.all_reduce_mean(sums) / (done - logged_step)).tolist()
+        # The only host sync: averages since the last row, checked before any checkpoint.
+        means = (run.ranks.all_reduce_mean(sums) / (done - telemetry.last_step)).tolist()
         if not all(math.isfinite(v) for v in means):
             raise NonFiniteLossError(
-                f"pretrain {settings.name}: non-finite loss between steps {logged_step} and "
-                f"{done}; the last good checkpoint {checkpoint_path} is kept"
+                f"pretrain {settings.name}: non-finite loss between steps "
+                f"{telemetry.last_step} and {done}; the last good checkpoint "
+                f"{run.checkpoint_path} is kept"
             )
-        now = time.perf_counter()
-        seconds = now - logged_time
-        row = {
-            "step": done,
-            "epoch": epoch,
-            **dict(zip(STEP_TERMS, means, strict=True)),
-            "lr": float(schedules.lr[step]),
-            "weight_decay": float(schedules.weight_decay[step]),
-            "teacher_momentum": float(schedules.teacher_momentum[step]),
-            "teacher_temp": float(schedules.teacher_temp[epoch]),
-            "images_per_s": (done - logged_step) * settings.batch_size / seconds,
-            "elapsed_s": now - started,
-            "mfu": mfu(flops_per_step, (done - logged_step) / seconds, peak),
-            "peak_memory_gb": peak_memory_gb(device),
-            "data_wait_share": waits.take() / seconds,
-        }
+        row = metric_row(done, epoch, means, values) | telemetry.fields(done)
         sums.zero_()
-        if at_probe and ranks.is_main:
-            scores = probe.score(trainer.teacher.backbone, trainer.teacher.autocast_dtype)["val"]
+        if at_probe and run.ranks.is_main:
+            probe_started = time.perf_counter()
+            teacher = trainer.teacher
+            scores = run.probe.score(teacher.backbone, teacher.autocast_dtype)["val"]
             row.update(probe_accuracy=scores.accuracy, probe_miou=scores.miou)
-            row["probe_s"] = time.perf_counter() - now
-            now = time.perf_counter()  # images/s of the next row without the probe
-        logged_step, logged_time = done, now
+            row["probe_s"] = time.perf_counter() - probe_started
+            telemetry.skip()
         progress.update(done - progress.n)
         progress.set_postfix(loss=f"{means[0]:.4f}", prototypes=f"{means[4]:.0f}")
-        if ranks.is_main:
+        if metrics is not None:
             metrics.write(row)
             if at_checkpoint:
-                save_checkpoint(checkpoint_path, checkpoint_state(done))
+                save_checkpoint(run.checkpoint_path, run.checkpoint(done))
     progress.close()
-    if ranks.is_main:
-        metrics.close()
-        if start_step == batches.total_steps:
-            log.info("%s: already complete at step %d", checkpoint_path, start_step)
-        # The indicators are computed per process, on its share of the batch.
-        verdict = collapse_verdict(
-            pd.read_csv(run_dir / METRICS_NAME),
-            settings.out_dim,
-            settings.batch_size // ranks.world_size,
+
+
+def judge_collapse(settings: PretrainSettings, run_dir: Path, world_size: int) -> None:
+    """Write the collapse verdict of the run's metric rows; a collapse is logged as a
+    warning."""
+    # The indicators are computed per process, on its share of the batch.
+    verdict = collapse_verdict(
+        pd.read_csv(run_dir / METRICS_NAME), settings.out_dim, settings.batch_size // world_size
+    )
+    verdict.write(run_dir / COLLAPSE_NAME)
+    report = log.warning if verdict.collapsed else log.info
+    report("%s: collapse verdict: %s", settings.name, verdict.sentence)
+
+
+def train(settings: PretrainSettings, run_dir: str | Path) -> Path:
+    """Train (or resume) and return the path of the final checkpoint in `run_dir`."""
+    run_dir = Path(run_dir)
+    run = set_up(settings, run_dir)
+    metrics = None
+    if run.ranks.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        metrics = MetricsLog(
+            run_dir / METRICS_NAME,
+            run.start_step,
+            METRIC_FIELDS,
+            (*TELEMETRY_FIELDS, *PROBE_FIELDS),
+            "pretrain",
         )
-        verdict.write(run_dir / COLLAPSE_NAME)
-        report = log.warning if verdict.collapsed else log.info
-        report("%s: collapse verdict: %s", settings.name, verdict.sentence)
-    if ranks.world_size > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    return checkpoint_path
+        log_start(run)
+    train_steps(run, metrics)
+    if metrics is not None:
+        metrics.close()
+        if run.start_step == run.batches.total_steps:
+            log.info("%s: already complete at step %d", run.checkpoint_path, run.start_step)
+        judge_collapse(settings, run_dir, run.ranks.world_size)
+    run.ranks.finish()
+    return run.checkpoint_path

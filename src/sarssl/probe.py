@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import backbone_of_checkpoint, load_backbone, load_checkpoint
+from .backbone import backbone_of_checkpoint, load_backbone, read_checkpoint
 from .data import Normalisation, StoreTiles, TileRef, split_tiles
 from .dataset.bands import CHANNELS
 from .dataset.worldcover import IGNORE_INDEX, NUM_CLASSES
@@ -279,11 +279,11 @@ def probe_table(source: str | Path, store: str | Path, settings: ProbeSettings) 
         exported = load_backbone(source)
         reference, backbones = exported, {"pre-trained (exported)": exported.network}
     else:
-        state = load_checkpoint(source)  # read once for both networks
-        reference = backbone_of_checkpoint(state, "teacher")
+        checkpoint = read_checkpoint(source)  # read once for both networks
+        reference = backbone_of_checkpoint(checkpoint, "teacher")
         backbones = {
             "pre-trained (teacher)": reference.network,
-            "pre-trained (student)": backbone_of_checkpoint(state, "student").network,
+            "pre-trained (student)": backbone_of_checkpoint(checkpoint, "student").network,
         }
     backbones[RANDOM_INIT] = reference.random_twin(settings.seed)
     backbones["patch means (no network)"] = PatchMeans()

@@ -30,17 +30,13 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine
 from scipy.ndimage import uniform_filter
 
-from . import paths
-from .dataset.bands import CHANNELS, SEASONS
+from .dataset.bands import CHANNELS, POLARISATIONS, SEASONS, band_name
 from .dataset.geotiff import read_raster
 from .dataset.store import open_store, split_positions, tile_transform
 from .errors import SarsslError
 from .figures import clean, save
 from .report import first_test_tiles
-from .separability import CONTEXT_INPUT, PIXEL_MIOU_GOAL
-
-SEPARABILITY_TABLE = paths.TABLES + "/separability_{aoi}.{format}"
-REALISM_FIGURE = paths.FIGURES + "/realism_{aoi}.png"
+from .settings.separability import CONTEXT_INPUT, PIXEL_MIOU_GOAL
 
 METRES_PER_DEGREE = 6_371_008.8 * np.pi / 180  # on the mean Earth sphere
 QUICKLOOK_SEASON = "summer"
@@ -76,8 +72,8 @@ def synthetic_images(store: str | Path, tiles: int) -> Images:
         positions, split = split_positions(store, ["train", "val", "test"])[:tiles], "valid"
     s1grd = dataset["s1grd"].values[positions].astype(np.float32)
     vv, vh = (
-        s1grd[:, [CHANNELS.index(f"{s}_{p}") for s in SEASONS]].reshape(-1, *s1grd.shape[-2:])
-        for p in ("VV", "VH")
+        s1grd[:, [CHANNELS.index(band_name(s, p)) for s in SEASONS]].reshape(-1, *s1grd.shape[-2:])
+        for p in POLARISATIONS
     )
     crs = str(dataset["crs"].values[positions[0]])
     size = pixel_metres(crs, tile_transform(dataset, positions[0]), s1grd.shape[-2])

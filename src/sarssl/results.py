@@ -28,16 +28,27 @@ import pandas as pd
 
 from . import paths
 from .atomic import write_text_atomic
-from .settings.finetune import Run, format_fraction, grid_runs, run_file
+from .settings.finetune import (
+    ENCODING_MODELS,
+    SI_TABLE2_MODELS,
+    TABLE1_MODELS,
+    Init,
+    Model,
+    Run,
+    format_fraction,
+    grid_runs,
+    run_file,
+)
 
 INIT_ROWS = {
-    "scratch": "from scratch",
-    "frozen": "with pre-training (backbone frozen)",
-    "finetuned": "with pre-training (backbone not frozen)",
+    Init.SCRATCH: "from scratch",
+    Init.FROZEN: "with pre-training (backbone frozen)",
+    Init.FINETUNED: "with pre-training (backbone not frozen)",
 }
-ENCODING_COLUMNS = {"attention-unet": "attention maps", "tokens-decoder": "tokens"}
-TABLE1_MODELS = tuple(ENCODING_COLUMNS)
-SI_TABLE2_MODELS = ("s1grd-unet", "s1grd-attention-unet")
+ENCODING_COLUMNS = {
+    ENCODING_MODELS["attention"]: "attention maps",
+    ENCODING_MODELS["tokens"]: "tokens",
+}
 # The readings of config finetune.attention_input (sarssl.settings.finetune.MODEL_ATTENTION_INPUTS).
 ATTENTION_READINGS = {
     "native": "on the ViT's token grid, the U-Net's output upsampled to the tile",
@@ -84,7 +95,7 @@ def collect_runs(results: str | Path, runs: list[Run]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     # Against the scratch run of the same seed: the same train tiles, like with like.
     same = ["pretrain", "model", "fraction", "seed"]
-    scratch = frame[frame["init"] == "scratch"].set_index(same)
+    scratch = frame[frame["init"] == Init.SCRATCH].set_index(same)
     key = pd.MultiIndex.from_frame(frame[same])
     frame["miou_minus_scratch"] = frame["miou"].to_numpy() - scratch["miou"].reindex(key).to_numpy()
     return frame
@@ -175,13 +186,13 @@ def table1(runs: pd.DataFrame, pretrain: str, fractions: list[float]) -> pd.Data
 def si_table2(runs: pd.DataFrame, pretrain: str, fractions: list[float]) -> pd.DataFrame:
     """MIoU of the U-Nets in the SI Table 2 layout."""
     mine = table_runs(runs, pretrain, SI_TABLE2_MODELS)
-    with_maps = mine[mine["model"] == "s1grd-attention-unet"]
-    rows = [S1GRD_ONLY] if (mine["model"] == "s1grd-unet").any() else []
+    with_maps = mine[mine["model"] == Model.S1GRD_ATTENTION_UNET]
+    rows = [S1GRD_ONLY] if (mine["model"] == Model.S1GRD_UNET).any() else []
     rows += [with_attention(INIT_ROWS[init]) for init in present(with_maps["init"], INIT_ROWS)]
     return layout(
         mine,
         lambda run: (
-            S1GRD_ONLY if run.model == "s1grd-unet" else with_attention(INIT_ROWS[run.init])
+            S1GRD_ONLY if run.model == Model.S1GRD_UNET else with_attention(INIT_ROWS[run.init])
         ),
         lambda run: percent(run.fraction),
         rows,

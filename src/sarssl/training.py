@@ -1,6 +1,7 @@
-"""What the training loops share, as DINO's utils.py: parameter groups, per-parameter
-gradient clipping, the distributed setup, the metrics log, model FLOPs and the time spent
-waiting for data, atomic checkpoints and the collapse verdict of a pre-training's metrics."""
+"""The training utilities, as DINO's utils.py: the optimizer's parameter groups (of
+pre-training and fine-tuning), and pre-training's per-parameter gradient clipping,
+distributed setup, metrics log, model FLOPs, time spent waiting for data and the collapse
+verdict of its metrics."""
 
 import csv
 import dataclasses
@@ -9,7 +10,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -21,18 +22,34 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.tensorboard import SummaryWriter
 
-from .atomic import atomic_path, write_text_atomic
+from .atomic import write_text_atomic
 
 
-def parameter_groups(network: nn.Module) -> list[dict]:
-    """Weight decay on weights only, not on biases and norms (DINO's get_params_groups)."""
-    decayed, not_decayed = [], []
+def parameter_groups(
+    network: nn.Module,
+    lr_scales: Mapping[str, float] | None = None,
+    decay_biases_and_norms: bool = False,
+) -> list[dict]:
+    """The optimizer groups of the trainable parameters of `network`. Weight decay on weights
+    only, not on biases and norms (DINO's get_params_groups: their groups have weight_decay
+    0), unless `decay_biases_and_norms`. `lr_scales`: the factor on the learning rate of the
+    parameters under a name prefix (a pre-trained backbone's), 1 elsewhere; each group holds
+    its own as "lr_scale". Decayed groups first, then unscaled first; empty ones left out."""
+    scales = {"": 1.0, **(lr_scales or {})}
+    grouped: dict[tuple[bool, str], list[nn.Parameter]] = {
+        (decayed, prefix): [] for decayed in (True, False) for prefix in scales
+    }
     for name, parameter in network.named_parameters():
         if not parameter.requires_grad:
             continue
+        prefix = next((p for p in scales if p and name.startswith(p)), "")
         is_bias_or_norm = name.endswith(".bias") or parameter.ndim == 1
-        (not_decayed if is_bias_or_norm else decayed).append(parameter)
-    return [{"params": decayed}, {"params": not_decayed, "weight_decay": 0.0}]
+        grouped[decay_biases_and_norms or not is_bias_or_norm, prefix].append(parameter)
+    return [
+        {"params": params, "lr_scale": scales[prefix]} | ({} if decayed else {"weight_decay": 0.0})
+        for (decayed, prefix), params in grouped.items()
+        if params
+    ]
 
 
 @torch.no_grad()
@@ -88,6 +105,12 @@ class Distributed:
             dist.all_reduce(values)
             values = values / self.world_size
         return values
+
+    def finish(self) -> None:
+        """Wait for every process, then leave the process group."""
+        if self.world_size > 1:
+            dist.barrier()
+            dist.destroy_process_group()
 
 
 class MetricsLog:
@@ -172,11 +195,6 @@ class DataWait:
         """The seconds waited since the last take."""
         seconds, self.seconds = self.seconds, 0.0
         return seconds
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
 
 
 # The collapse verdict. A collapsed teacher gives every tile the same output, whatever that

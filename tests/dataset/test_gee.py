@@ -21,22 +21,19 @@ from rasterio.io import MemoryFile
 
 from sarssl.dataset.bands import EXPORT_BANDS, SEASONS
 from sarssl.dataset.build import build_shard
-from sarssl.dataset.gee import (
+from sarssl.dataset.gee import S1Request, WorldCoverRequest, export_requests, season_dates
+from sarssl.dataset.gee_session import (
     GeeAuth,
     GeeAuthError,
     RetryPolicy,
-    S1Request,
-    WorldCoverRequest,
     classify,
     credentials_available,
-    export_requests,
-    export_shard,
     initialize,
     redact,
     resolve_auth,
-    season_dates,
     with_retries,
 )
+from sarssl.dataset.gee_shard import export_shard
 from sarssl.dataset.grid import read_tiles, tile_bounds, tiles_file_name, write_tiles_file
 from sarssl.dataset.store import create_store
 from sarssl.dataset.worldcover import WORLDCOVER_NODATA
@@ -379,7 +376,9 @@ import os, signal, sys
 sys.path.insert(0, {tests!r})
 import rasterio.io
 from fake_earthengine import FakeEarthEngine
-from sarssl.dataset.gee import RetryPolicy, export_requests, export_shard
+from sarssl.dataset.gee import export_requests
+from sarssl.dataset.gee_session import RetryPolicy
+from sarssl.dataset.gee_shard import export_shard
 calls = []
 original = rasterio.io.DatasetWriter.set_band_description
 def die_mid_write(self, *args):

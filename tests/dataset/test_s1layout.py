@@ -4,15 +4,14 @@ out from the encoders' formulas, orbit-pass selection and the checks that values
 import numpy as np
 import pytest
 
+from sarssl.dataset.bands import BandKey, parse_band
 from sarssl.dataset.geotiff import Raster
 from sarssl.dataset.s1layout import (
     UINT8_STEP_DB,
-    BandKey,
     LayoutError,
     decode,
     detect_format,
     implausible_db,
-    parse_band,
     pass_groups,
     read_s1_bands,
 )

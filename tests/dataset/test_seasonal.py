@@ -4,8 +4,8 @@ checked against values worked out by hand."""
 import numpy as np
 import pytest
 
-from sarssl.dataset.bands import CHANNELS, EXPORT_BANDS
-from sarssl.dataset.s1layout import parse_band, pass_groups, seasonal_means
+from sarssl.dataset.bands import CHANNELS, EXPORT_BANDS, parse_band
+from sarssl.dataset.s1layout import pass_groups, seasonal_means
 from sarssl.dataset.seasonal import fill_gaps, stack_tile, tile_labels, to_channels
 from sarssl.errors import TileError
 

@@ -27,7 +27,8 @@ from sarssl.backbone import load_checkpoint
 from sarssl.dataset.bands import labels_dataset_name, s1_dataset_name
 from sarssl.dataset.grid import SPLITS, write_tiles_file
 from sarssl.dataset.store import open_store
-from sarssl.export import DataDescription, export_backbone
+from sarssl.export import export_backbone
+from sarssl.export_format import DataDescription
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 

@@ -1,20 +1,17 @@
 import os
 
-from snakemake.utils import validate
-
 from sarssl import paths
-from sarssl.settings.config import check, refuse_renamed
+from sarssl.errors import ConfigError
+from sarssl.settings.config import Config
 
-# One style of validation: renamed keys, the schema (which fills the defaults), then what
-# holds between keys; every problem is a ConfigError naming the key.
-refuse_renamed(config)
-validate(config, schema="../../config/schema.yaml")
-check(config)
+# The config, checked (renamed keys, the schema, which fills the defaults, then what holds
+# between keys; every problem a ConfigError naming the key): every translation of it into
+# files and settings is a method of CONFIG (sarssl.settings.config.Config).
+CONFIG = Config.checked(config, workflow.source_path("../../config/schema.yaml"))
 
 DATA = config["data"]
-AOI_CONFIG = {aoi["name"]: aoi for aoi in config["aois"]}
-AOIS = list(AOI_CONFIG)
-PRETRAIN = {run["name"]: run for run in config["pretrain"]}
+AOIS = CONFIG.aoi_names
+PRETRAIN = CONFIG.pretrain_runs
 FINETUNE = config["finetune"]
 ATTENTION = config["attention"]
 PROBE = config["probe"]
@@ -51,16 +48,16 @@ GPU_SITE_RESOURCES = SITE_RESOURCES | {
 
 
 def aoi_config(aoi):
-    return AOI_CONFIG[aoi]
+    return CONFIG.aoi(aoi)
 
 
 def store(aoi):
     """The Zarr store of an AOI (a folder: rules track STORE_METADATA)."""
-    return paths.path(paths.STORE, aoi=aoi)
+    return CONFIG.store(aoi)
 
 
 def stats(aoi):
-    return paths.path(paths.STATS, aoi=aoi)
+    return CONFIG.stats(aoi)
 
 
 # Each stage's helpers (lint keeps them apart from the rules).

@@ -7,7 +7,7 @@ rule init_store:
     output:
         paths.STORE_METADATA,
     log:
-        "logs/{aoi}/init_store.log",
+        paths.job_log("{aoi}/init_store"),
     conda:
         "../../envs/sarssl.yaml"
     resources:
@@ -33,9 +33,9 @@ rule build_store_shard:
     output:
         paths.BUILD_REPORT,
     log:
-        "logs/{aoi}/build_store_shard/shard{shard}.log",
+        paths.job_log("{aoi}/build_store_shard/shard{shard}"),
     benchmark:
-        "benchmarks/runs/{aoi}/build_store_shard/shard{shard}.tsv"
+        paths.job_benchmark("{aoi}/build_store_shard/shard{shard}")
     conda:
         "../../envs/sarssl.yaml"
     threads: DATA["threads"]
@@ -45,8 +45,6 @@ rule build_store_shard:
         runtime=240,
     params:
         store=lambda wildcards: store(wildcards.aoi),
-        tile_px=DATA["tile_px"],
-        pixel_m=DATA["pixel_m"],
         max_nodata_fraction=DATA["max_nodata_fraction"],
         max_season_nodata_fraction=DATA["max_season_nodata_fraction"],
         bad_tile_policy=DATA["bad_tile_policy"],
@@ -67,7 +65,7 @@ rule rejected_tiles:
     output:
         report(paths.REJECTED, caption="../report/rejected_tiles.rst", category="Data"),
     log:
-        "logs/{aoi}/rejected_tiles.log",
+        paths.job_log("{aoi}/rejected_tiles"),
     conda:
         "../../envs/sarssl.yaml"
     resources:
@@ -93,7 +91,7 @@ rule finalise_store:
     output:
         stats=report(paths.STATS, caption="../report/stats.rst", category="Data"),
     log:
-        "logs/{aoi}/finalise_store.log",
+        paths.job_log("{aoi}/finalise_store"),
     conda:
         "../../envs/sarssl.yaml"
     resources:

@@ -27,6 +27,6 @@ rule finetune:
     params:
         # Plain values, not the dataclass (which Snakemake cannot record): a run reruns when
         # its settings change, and only then.
-        settings=lambda wildcards: asdict(finetune_settings(wildcards)),
+        settings=lambda wildcards: finetune_settings(wildcards).as_dict(),
     script:
         "../scripts/finetune.py"

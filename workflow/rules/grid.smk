@@ -5,9 +5,9 @@ rule tile_grid:
     output:
         paths.GRID,
     log:
-        "logs/{aoi}/tile_grid.log",
+        paths.job_log("{aoi}/tile_grid"),
     benchmark:
-        "benchmarks/runs/{aoi}/tile_grid.tsv"
+        paths.job_benchmark("{aoi}/tile_grid")
     conda:
         "../../envs/sarssl.yaml"
     threads: 4
@@ -16,7 +16,7 @@ rule tile_grid:
         mem_mb=8000,
         runtime=240,
     params:
-        chip_size_m=chip_size_m(),
+        chip_size_m=CONFIG.chip_size_m(),
     script:
         "../scripts/tile_grid.py"
 
@@ -28,7 +28,7 @@ rule geographic_split:
     output:
         paths.GRID_SPLITS,
     log:
-        "logs/{aoi}/geographic_split.log",
+        paths.job_log("{aoi}/geographic_split"),
     conda:
         "../../envs/sarssl.yaml"
     resources:
@@ -54,7 +54,7 @@ rule cap_tiles:
         tiles=paths.TILES,
         splits=paths.SPLITS,
     log:
-        "logs/{aoi}/cap_tiles.log",
+        paths.job_log("{aoi}/cap_tiles"),
     conda:
         "../../envs/sarssl.yaml"
     resources:

@@ -11,9 +11,9 @@ rule pretrain:
         metrics=paths.PRETRAIN_METRICS,
         collapse=paths.PRETRAIN_COLLAPSE,
     log:
-        "logs/pretrain/{pretrain}.log",
+        paths.job_log("pretrain/{pretrain}"),
     benchmark:
-        "benchmarks/runs/pretrain/{pretrain}.tsv"
+        paths.job_benchmark("pretrain/{pretrain}")
     # The pre-training and the attention maps are the DAG's critical path: most of the grid
     # waits for them, so they start before jobs that could run any time (the context check).
     priority: CRITICAL_PATH_PRIORITY
@@ -25,7 +25,7 @@ rule pretrain:
         mem_mb=pretrain_resource("mem_mb"),
         runtime=pretrain_resource("runtime"),
     params:
-        settings=lambda wildcards: pretrain_settings(wildcards.pretrain).as_dict(),
+        settings=lambda wildcards: CONFIG.pretrain(wildcards.pretrain).as_dict(),
         run_dir=lambda wildcards: paths.path(paths.RUN, pretrain=wildcards.pretrain),
         gpus=pretrain_resource("gpus"),
         nodes=pretrain_resource("nodes"),
@@ -43,9 +43,9 @@ rule attention_maps:
         maps=paths.ATTENTION_METADATA,
         geotiffs=directory(paths.ATTENTION_GEOTIFFS),
     log:
-        "logs/pretrain/{pretrain}/attention_maps/{aoi}.log",
+        paths.job_log("pretrain/{pretrain}/attention_maps/{aoi}"),
     benchmark:
-        "benchmarks/runs/pretrain/{pretrain}/attention_maps/{aoi}.tsv"
+        paths.job_benchmark("pretrain/{pretrain}/attention_maps/{aoi}")
     priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../envs/sarssl.yaml"
@@ -85,7 +85,7 @@ rule export_weights:
             paths.EXPORT_CARD, caption="../report/export.rst", category="Weights"
         ),
     log:
-        "logs/pretrain/{pretrain}/export_weights.log",
+        paths.job_log("pretrain/{pretrain}/export_weights"),
     conda:
         "../../envs/sarssl.yaml"
     resources:
@@ -94,7 +94,14 @@ rule export_weights:
         runtime=30,
     params:
         which=config["export"]["backbone"],
-        aois=lambda wildcards: PRETRAIN[wildcards.pretrain]["aois"],
-        config={key: config[key] for key in ("aois", "data", "split", "gee")},
+        stores=lambda wildcards: {
+            aoi: store(aoi) for aoi in PRETRAIN[wildcards.pretrain]["aois"]
+        },
+        sources=lambda wildcards: {
+            aoi: aoi_config(aoi)["source"]
+            for aoi in PRETRAIN[wildcards.pretrain]["aois"]
+        },
+        split=config["split"],
+        gee=config["gee"],
     script:
         "../scripts/export_weights.py"

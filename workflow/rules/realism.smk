@@ -9,14 +9,14 @@ rule realism:
     input:
         unpack(realism_inputs),
     output:
-        **table(SEPARABILITY_TABLE, "../report/realism.rst"),
+        **table(paths.SEPARABILITY_TABLE, "../report/realism.rst"),
         figure=report(
-            REALISM_FIGURE, caption="../report/realism.rst", category="Figures"
+            paths.REALISM_FIGURE, caption="../report/realism.rst", category="Figures"
         ),
     log:
-        "logs/results/realism_{aoi}.log",
+        paths.job_log("results/realism_{aoi}"),
     benchmark:
-        "benchmarks/runs/results/realism_{aoi}.tsv"
+        paths.job_benchmark("results/realism_{aoi}")
     conda:
         "../../envs/sarssl.yaml"
     threads: REALISM["threads"]

@@ -6,7 +6,7 @@ rule runs_table:
     output:
         report(paths.RUNS_TABLE, caption="../report/runs.rst", category="Tables"),
     log:
-        "logs/results/runs_table.log",
+        paths.job_log("results/runs_table"),
     conda:
         "../../envs/sarssl.yaml"
     resources:
@@ -27,7 +27,7 @@ rule table1:
     output:
         **table(paths.TABLE1, "../report/table1.rst"),
     log:
-        "logs/results/table1_{pretrain}.log",
+        paths.job_log("results/table1_{pretrain}"),
     conda:
         "../../envs/sarssl.yaml"
     resources:
@@ -48,7 +48,7 @@ rule si_table2:
     output:
         **table(paths.SI_TABLE2, "../report/si_table2.rst"),
     log:
-        "logs/results/si_table2_{pretrain}.log",
+        paths.job_log("results/si_table2_{pretrain}"),
     conda:
         "../../envs/sarssl.yaml"
     resources:
@@ -82,9 +82,9 @@ rule emergent_segmentation:
             category="Emergent segmentation",
         ),
     log:
-        "logs/results/emergent_{pretrain}.log",
+        paths.job_log("results/emergent_{pretrain}"),
     benchmark:
-        "benchmarks/runs/results/emergent_{pretrain}.tsv"
+        paths.job_benchmark("results/emergent_{pretrain}")
     conda:
         "../../envs/sarssl.yaml"
     threads: ATTENTION["threads"]
@@ -112,9 +112,9 @@ rule knn_probe:
     output:
         **table(paths.PROBE, "../report/probe.rst"),
     log:
-        "logs/results/probe_{pretrain}.log",
+        paths.job_log("results/probe_{pretrain}"),
     benchmark:
-        "benchmarks/runs/results/probe_{pretrain}.tsv"
+        paths.job_benchmark("results/probe_{pretrain}")
     conda:
         "../../envs/sarssl.yaml"
     threads: PROBE["threads"]
@@ -142,7 +142,7 @@ rule figure_heads_landcover:
             category="Figures",
         ),
     log:
-        "logs/results/heads_landcover_{pretrain}.log",
+        paths.job_log("results/heads_landcover_{pretrain}"),
     conda:
         "../../envs/sarssl.yaml"
     resources:
@@ -152,7 +152,7 @@ rule figure_heads_landcover:
     params:
         maps=evaluation_maps,
         store=evaluation,
-        tiles=FINETUNE.get("prediction_tiles", 4),
+        tiles=CONFIG.prediction_tiles(),
     script:
         "../scripts/figure_heads_landcover.py"
 
@@ -173,7 +173,7 @@ rule figure_attention_predictions:
             category="Figures",
         ),
     log:
-        "logs/results/attention_predictions_{pretrain}.log",
+        paths.job_log("results/attention_predictions_{pretrain}"),
     conda:
         "../../envs/sarssl.yaml"
     resources:
@@ -205,7 +205,7 @@ rule figure_training_curves:
             category="Figures",
         ),
     log:
-        "logs/results/training_curves_{pretrain}.log",
+        paths.job_log("results/training_curves_{pretrain}"),
     conda:
         "../../envs/sarssl.yaml"
     resources:
@@ -228,7 +228,7 @@ rule figure_probe:
             category="Figures",
         ),
     log:
-        "logs/results/figure_probe_{pretrain}.log",
+        paths.job_log("results/figure_probe_{pretrain}"),
     conda:
         "../../envs/sarssl.yaml"
     resources:

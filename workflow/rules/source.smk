@@ -6,9 +6,9 @@ rule synthetic_tiles:
     output:
         source_manifest("synthetic"),
     log:
-        "logs/{aoi}/synthetic_tiles/shard{shard}.log",
+        paths.job_log("{aoi}/synthetic_tiles/shard{shard}"),
     benchmark:
-        "benchmarks/runs/{aoi}/synthetic_tiles/shard{shard}.tsv"
+        paths.job_benchmark("{aoi}/synthetic_tiles/shard{shard}")
     conda:
         "../../envs/sarssl.yaml"
     threads: DATA["threads"]
@@ -33,7 +33,7 @@ rule geetiles_dir_tiles:
     output:
         source_manifest("geetiles_dir"),
     log:
-        "logs/{aoi}/geetiles_dir_tiles/shard{shard}.log",
+        paths.job_log("{aoi}/geetiles_dir_tiles/shard{shard}"),
     conda:
         "../../envs/sarssl.yaml"
     resources:
@@ -59,9 +59,9 @@ rule gee_export:
         manifest=source_manifest("gee"),
         summary=paths.GEE_SUMMARY,
     log:
-        "logs/{aoi}/gee_export/shard{shard}.log",
+        paths.job_log("{aoi}/gee_export/shard{shard}"),
     benchmark:
-        "benchmarks/runs/{aoi}/gee_export/shard{shard}.tsv"
+        paths.job_benchmark("{aoi}/gee_export/shard{shard}")
     conda:
         "../../envs/sarssl.yaml"
     threads: 2

@@ -1,17 +1,19 @@
-import json
 from pathlib import Path
 
-from sarssl.export import describe_data, export_backbone
+from sarssl.dataset.storeinfo import StoreInfo
+from sarssl.export import export_backbone
+from sarssl.export_format import describe_data
 from sarssl.logs import job_log
 
 with job_log(snakemake.log[0]) as log:
     params, inputs = snakemake.params, snakemake.input
-    aoi_stats = zip(params.aois, inputs.stats, strict=True)
-    stats = {aoi: json.loads(Path(path).read_text()) for aoi, path in aoi_stats}
+    # Finished stores: their stats.json, an input, is written after the store is complete.
+    stores = {aoi: StoreInfo.read(store) for aoi, store in params.stores.items()}
+    gee = params.gee
     export_backbone(
         inputs.checkpoint,
         Path(snakemake.output.weights).parent,
-        describe_data(params.aois, params.config, stats),
+        describe_data(stores, params.sources, params.split, gee["orbit_pass"], gee["composite"]),
         which=params.which,
         metrics=inputs.metrics,
         collapse=inputs.collapse,

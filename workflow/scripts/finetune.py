@@ -1,10 +1,10 @@
 from sarssl.child import run_sarssl
 from sarssl.logs import job_log
-from sarssl.settings.finetune import FinetuneSettings, write_settings
+from sarssl.settings.finetune import write_settings
 
 with job_log(snakemake.log[0]):
     # The resolved settings are an output of the run; the child trains from them.
-    write_settings(FinetuneSettings(**snakemake.params.settings), snakemake.output.config)
+    write_settings(snakemake.params.settings, snakemake.output.config)
     run_sarssl(
         [
             "finetune",

@@ -1,6 +1,8 @@
 import ee
 
-from sarssl.dataset.gee import RetryPolicy, export_requests, export_shard, initialize, resolve_auth
+from sarssl.dataset.gee import export_requests
+from sarssl.dataset.gee_session import RetryPolicy, initialize, resolve_auth
+from sarssl.dataset.gee_shard import export_shard
 from sarssl.logs import job_log
 
 with job_log(snakemake.log[0]) as log:

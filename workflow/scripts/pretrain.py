@@ -1,12 +1,10 @@
 from sarssl.launch import launch, publish
 from sarssl.logs import job_log
-from sarssl.settings.pretrain import PretrainSettings
 
 with job_log(snakemake.log[0]):
     # Run state (resumable checkpoint, metrics, TensorBoard) is kept outside the declared
     # outputs, so that Snakemake never deletes it before a rerun.
     params = snakemake.params
-    settings = PretrainSettings.from_dict(params.settings)
-    launch(settings, params.run_dir, params.gpus, params.nodes)
+    launch(params.settings, params.run_dir, params.gpus, params.nodes)
     outputs = snakemake.output
     publish(params.run_dir, outputs.checkpoint, outputs.metrics, outputs.collapse)

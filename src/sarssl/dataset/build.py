@@ -20,14 +20,15 @@ import pandas as pd
 
 from ..atomic import write_text_atomic
 from ..errors import SarsslError, TileError
-from .bands import CHANNELS, POLARISATIONS, SEASONS
+from .bands import ASCENDING, CHANNELS, POLARISATIONS, SEASONS, OrbitPass
 from .geotiff import read_raster
 from .grid import SPLITS, read_tiles
-from .s1layout import LayoutError, OrbitPass, implausible_db, read_s1_bands
+from .s1layout import LayoutError, implausible_db, read_s1_bands
 from .seasonal import StackedTile, stack_tile, tile_labels
 from .sources import read_manifest, write_csv
 from .stats import Moments
 from .store import StoreArrays, finalise_store, mark_incomplete, open_arrays, store_coding
+from .storeinfo import PASS_AS_IN_FILE
 from .tilegrid import (
     CANONICAL_CRS,
     TileGrid,
@@ -65,7 +66,7 @@ class BuildSettings:
     max_season_nodata_fraction: float = 0.5
     pixel_m: float = 10.0
     s1_format: str = "auto"  # or one of s1layout.S1_FORMATS
-    orbit_pass: OrbitPass = "ascending"
+    orbit_pass: OrbitPass = ASCENDING
 
 
 def _report_columns() -> list[str]:
@@ -322,7 +323,7 @@ def s1_summary(outcomes: pd.DataFrame) -> dict:
     return {
         "formats": kept.s1_format.value_counts().to_dict(),
         "orbit_pass": kept.orbit_pass.fillna("")
-        .replace("", "as in the file")
+        .replace("", PASS_AS_IN_FILE)
         .value_counts()
         .to_dict(),
         **{field: int(outcomes[field].fillna(0).sum()) for field in COUNT_FIELDS},

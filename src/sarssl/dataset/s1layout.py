@@ -41,29 +41,35 @@ wraps are detected, no pixel without a wrap is touched, 6.0 % of the detected ar
 nodata and 98.7 % of the rest are unwrapped in the right polarisation. A double wrap (VV and VH both
 below -30 dB, or both above 0 dB) keeps VV - VH and cannot be detected.
 
-geetiles names its 16 bands ``{winter,spring,summer,fall}_{vv,vh}{asc,des}``. Pure functions
+Band names, ours and geetiles', are read by `sarssl.dataset.bands.parse_band`. Pure functions
 over arrays; the caller reads the file.
 """
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
-from .bands import POLARISATIONS, SEASONS
+from .bands import (
+    BAND_ORBITS,
+    BOTH,
+    EXPORT_BANDS,
+    POLARISATIONS,
+    SEASONS,
+    VH,
+    VV,
+    BandKey,
+    OrbitPass,
+    band_name,
+    geetiles_band_name,
+    is_geetiles_band,
+    parse_band,
+)
 from .geotiff import Raster
 
 S1Format = Literal["float_db", "geetiles_uint8", "geetiles_uint16", "geetiles_uint16_unnamed"]
-S1_FORMATS: tuple[str, ...] = (
-    "float_db",
-    "geetiles_uint8",
-    "geetiles_uint16",
-    "geetiles_uint16_unnamed",
-)
-OrbitPass = Literal["ascending", "descending", "both"]
-ORBIT_PASSES: tuple[str, ...] = ("ascending", "descending", "both")
+S1_FORMATS: tuple[S1Format, ...] = get_args(S1Format)
 
 UINT8_DB_RANGE = (-30.0, 0.0)
 UINT8_STEP_DB = (UINT8_DB_RANGE[1] - UINT8_DB_RANGE[0]) / 255
@@ -86,51 +92,21 @@ MAX_IMPLAUSIBLE_SHARE = 0.01
 # scatterers); linear power is never negative.
 MIN_NEGATIVE_SHARE = 0.5
 
-SEASON_ALIASES = {"fall": "autumn"}
-_PASS_SUFFIXES = {
-    "asc": "ascending",
-    "ascending": "ascending",
-    "des": "descending",
-    "desc": "descending",
-    "descending": "descending",
-}
 # M3LEO's positional band order (S1GRD_BANDS in spaceml-org/M3LEO src/fdlsar/io/io.py).
 M3LEO_BAND_ORDER: tuple[str, ...] = tuple(
-    f"{season}_{pol}{orbit}"
-    for season in ("winter", "spring", "summer", "fall")
-    for pol in ("vv", "vh")
-    for orbit in ("asc", "des")
+    geetiles_band_name(season, pol, orbit)
+    for season in SEASONS
+    for pol in POLARISATIONS
+    for orbit in BAND_ORBITS
 )
-_SEASON = r"(winter|spring|summer|autumn|fall)"
-# Ours: winter_VV, winter_VV_asc (another suffix: one more acquisition, averaged).
-_SARSSL_BAND = re.compile(_SEASON + r"_(VV|VH)(?:_(\w+))?")
-# geetiles: winter_vvasc.
-_GEETILES_BAND = re.compile(_SEASON + r"_(vv|vh)(asc|des)")
 
+_FIRST, _LAST = (SEASONS[0], POLARISATIONS[0]), (SEASONS[-1], POLARISATIONS[-1])
 ACCEPTED = (
-    "float dB bands {season}_{VV|VH}[_asc|_des] (Earth Engine export, synthetic); "
-    "geetiles s1grd bands {winter,spring,summer,fall}_{vv,vh}{asc,des} as uint8 "
-    "(geetiles 0.1.7) or uint16/int16 (geetiles 2023, M3LEO)"
+    f"float dB bands {EXPORT_BANDS[0]} ... {EXPORT_BANDS[-1]}, with both passes "
+    f"{band_name(*_FIRST, BAND_ORBITS[0])} ... {band_name(*_LAST, BAND_ORBITS[-1])} (Earth "
+    f"Engine export, synthetic); geetiles s1grd bands {M3LEO_BAND_ORDER[0]} ... "
+    f"{M3LEO_BAND_ORDER[-1]} as uint8 (geetiles 0.1.7) or uint16/int16 (geetiles 2023, M3LEO)"
 )
-
-
-@dataclass(frozen=True)
-class BandKey:
-    season: str  # one of SEASONS
-    pol: str  # VV or VH
-    orbit: str | None  # ascending, descending, or None when the band does not say
-
-
-def parse_band(name: str) -> BandKey | None:
-    """The season, polarisation and orbit pass a band name stands for; None if none."""
-    if match := _GEETILES_BAND.fullmatch(name):
-        season, pol, orbit = match.groups()
-        return BandKey(SEASON_ALIASES.get(season, season), pol.upper(), _PASS_SUFFIXES[orbit])
-    if match := _SARSSL_BAND.fullmatch(name):
-        season, pol, suffix = match.groups()
-        orbit = _PASS_SUFFIXES.get((suffix or "").lower())
-        return BandKey(SEASON_ALIASES.get(season, season), pol, orbit)
-    return None
 
 
 class LayoutError(ValueError):
@@ -201,11 +177,11 @@ class CastCounts:
 
 def polarisation_pairs(keys: Sequence[BandKey]) -> list[tuple[int, int]]:
     """(VV band, VH band) of each season and pass (or unnamed acquisition) of a file."""
-    vh_of = {(k.season, k.orbit): i for i, k in enumerate(keys) if k.pol == "VH"}
+    vh_of = {(k.season, k.orbit): i for i, k in enumerate(keys) if k.pol == VH}
     return [
         (i, vh_of[k.season, k.orbit])
         for i, k in enumerate(keys)
-        if k.pol == "VV" and (k.season, k.orbit) in vh_of
+        if k.pol == VV and (k.season, k.orbit) in vh_of
     ]
 
 
@@ -331,7 +307,7 @@ def implausible_db(means: np.ndarray) -> str | None:
         )
     negative = float((finite < 0).mean())
     if negative < MIN_NEGATIVE_SHARE:
-        vh = sample[:, POLARISATIONS.index("VH")]
+        vh = sample[:, POLARISATIONS.index(VH)]
         vh_median = float(np.median(vh[np.isfinite(vh)])) if np.isfinite(vh).any() else np.nan
         return (
             f"values are not dB: only {negative:.1%} are below 0 (median {median:.3g}, "
@@ -351,7 +327,7 @@ def pass_groups(
     bands that name none (a single-pass export) are always used. Several bands of one group
     are averaged in dB. Raises KeyError naming the missing bands.
     """
-    wanted = {"both": ("ascending", "descending")}.get(orbit_pass, (orbit_pass,))
+    wanted = BAND_ORBITS if orbit_pass == BOTH else (orbit_pass,)
     named_passes = any(k.orbit is not None for k in keys)
     groups: dict[tuple[str, str], list[int]] = {}
     missing = []
@@ -367,7 +343,7 @@ def pass_groups(
                     if p not in have and not any(keys[i].orbit is None for i in chosen)
                 ]
             elif not chosen:
-                missing.append(f"{season}_{pol}")
+                missing.append(band_name(season, pol))
             groups[season, pol] = chosen
     if missing:
         raise KeyError(f"bands {missing} missing; the file has {list(band_names)}")
@@ -376,10 +352,9 @@ def pass_groups(
 
 def _band_name(band_names: Sequence[str], season: str, pol: str, orbit: str) -> str:
     """How the file's own naming would call a missing band (for the message)."""
-    if any(_GEETILES_BAND.fullmatch(n) for n in band_names):
-        geetiles_season = {ours: theirs for theirs, ours in SEASON_ALIASES.items()}.get(season)
-        return f"{geetiles_season or season}_{pol.lower()}{orbit[:3]}"
-    return f"{season}_{pol}_{orbit[:3]}"
+    if any(is_geetiles_band(n) for n in band_names):
+        return geetiles_band_name(season, pol, orbit)
+    return band_name(season, pol, orbit)
 
 
 def nan_mean(stack: np.ndarray) -> np.ndarray:
@@ -413,12 +388,12 @@ def passes_present(
     missing: dict[str, list[str]] = {}
     for season in SEASONS:
         bands = [i for pol in POLARISATIONS for i in groups[season, pol]]
-        for orbit in ("ascending", "descending"):
+        for orbit in BAND_ORBITS:
             of_orbit = [i for i in bands if keys[i].orbit == orbit]
             if of_orbit and not np.isfinite(db[of_orbit]).any():
                 missing.setdefault(orbit, []).append(season)
     return "; ".join(
-        ["both", *(f"{orbit} missing in {', '.join(s)}" for orbit, s in missing.items())]
+        [BOTH, *(f"{orbit} missing in {', '.join(s)}" for orbit, s in missing.items())]
     )
 
 
@@ -442,6 +417,6 @@ def read_s1_bands(raster: Raster, forced: str, orbit_pass: OrbitPass) -> S1Bands
     keys = [parse_band(n) for n in names]
     groups, used_pass = pass_groups(keys, names, orbit_pass)  # type: ignore[arg-type]
     db, casts = decode(raster.data, raster.valid, fmt, polarisation_pairs(keys))
-    if used_pass == "both":
+    if used_pass == BOTH:
         used_pass = passes_present(db, keys, groups)
     return S1Bands(seasonal_means(db, groups), used_pass, casts)

@@ -232,14 +232,18 @@ def finalise_store(
         zarr.open_group(tmp, mode="w", zarr_format=3, attributes={"tiles": tiles})
 
 
-def open_store(path: str | Path) -> xr.Dataset:
-    """Open a finished store lazily; refuse one whose build did not finish."""
-    path = Path(path)
+def check_complete(path: str | Path) -> None:
+    """Refuse a store whose build did not finish."""
     if not is_complete(path):
         raise IncompleteStoreError(
             f"{path}: the build of this store did not finish (no {COMPLETE_MARKER}); "
             "rerun the pipeline to complete it"
         )
+
+
+def open_store(path: str | Path) -> xr.Dataset:
+    """Open a finished store lazily; refuse one whose build did not finish."""
+    check_complete(path)
     return xr.open_zarr(path, zarr_format=3)
 
 

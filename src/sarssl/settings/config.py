@@ -1,10 +1,23 @@
-"""Checks of a configuration beyond its schema (config/schema.yaml): renamed keys, and
-what holds between keys. Every problem is a ConfigError that names the key. Torch-free, so
-that the Snakefile is read quickly."""
+"""A configuration: its checks beyond the schema (config/schema.yaml: renamed keys, what
+holds between keys; every problem a ConfigError naming the key), and the one object that
+translates it into files and settings (Config). Torch-free, so that the Snakefile is read
+quickly."""
 
 from collections.abc import Mapping
+from dataclasses import fields
+from pathlib import Path
 
+import yaml
+
+from .. import paths
+from ..dataset.bands import aoi_datasets
 from ..errors import ConfigError
+from .finetune import FinetuneSettings, Run, context_settings, grid_runs
+from .finetune import settings_from_config as finetune_settings
+from .pretrain import PretrainSettings
+from .pretrain import settings_from_config as pretrain_settings
+from .probe import ProbeSettings, probe_settings
+from .separability import SeparabilitySettings
 
 # Old key -> new key. The schema refuses unknown keys; these get a message naming the new.
 RENAMED = {
@@ -74,3 +87,181 @@ def check(config: Mapping) -> None:
         raise ConfigError(
             f"config finetune: pretrain runs {unknown} are not in config pretrain {runs}"
         )
+
+
+class Config:
+    """A checked config and every translation of it into what the code takes: the AOIs'
+    files and Earth Engine requests, and the settings of each job. The workflow and the
+    command line read a config only through this object, so each key is translated in one
+    place. Paths are below the results folder `results`, as the rules write them."""
+
+    def __init__(self, values: Mapping, results: str | Path = paths.RESULTS):
+        self.values = values
+        self.results = Path(results)
+
+    @classmethod
+    def validated(
+        cls, values: dict, schema: str | Path, results: str | Path = paths.RESULTS
+    ) -> "Config":
+        """`values` after renamed keys and the schema (which fills the defaults in place,
+        as Snakemake's config sees them)."""
+        from snakemake.utils import validate
+
+        refuse_renamed(values)
+        validate(values, str(schema))
+        return cls(values, results)
+
+    @classmethod
+    def checked(
+        cls, values: dict, schema: str | Path, results: str | Path = paths.RESULTS
+    ) -> "Config":
+        """`values` validated, then what holds between keys (the workflow's whole DAG).
+        Every problem is a ConfigError naming the key."""
+        config = cls.validated(values, schema, results)
+        check(values)
+        return config
+
+    @classmethod
+    def read(
+        cls, configfiles: list[Path], schema: str | Path, results: str | Path = paths.RESULTS
+    ) -> "Config":
+        """The config files merged in order, as Snakemake merges several --configfile, and
+        validated: a command reads the sections it needs (`sarssl tables` the finetune
+        section alone)."""
+        values: dict = {}
+        for path in configfiles:
+            values = merge_configs(values, yaml.safe_load(Path(path).read_text()))
+        return cls.validated(values, schema, results)
+
+    def under(self, pattern: str, **wildcards) -> str:
+        """A `sarssl.paths` pattern below this config's results folder."""
+        return paths.under(self.results, pattern, **wildcards).as_posix()
+
+    # The data.
+    @property
+    def data(self) -> Mapping:
+        return self.values["data"]
+
+    @property
+    def aoi_names(self) -> list[str]:
+        return [aoi["name"] for aoi in self.values["aois"]]
+
+    def aoi(self, name: str) -> Mapping:
+        for aoi in self.values["aois"]:
+            if aoi["name"] == name:
+                return aoi
+        raise ConfigError(f"no AOI named {name!r} in the config; AOIs: {self.aoi_names}")
+
+    def chip_size_m(self) -> float:
+        """The side of a tile on the ground."""
+        return self.data["tile_px"] * self.data["pixel_m"]
+
+    def grid_file(self, aoi: str) -> str:
+        """The AOI's whole grid (a geetiles tiles file): ours, or the user's for a
+        geetiles_dir source."""
+        entry = self.aoi(aoi)
+        if entry["source"] == "geetiles_dir":
+            return entry["tiles_file"]
+        return self.under(paths.GRID, aoi=aoi)
+
+    def store(self, aoi: str) -> str:
+        return self.under(paths.STORE, aoi=aoi)
+
+    def stats(self, aoi: str) -> str:
+        return self.under(paths.STATS, aoi=aoi)
+
+    def datasets(self, aoi: str) -> dict[str, str]:
+        """geetiles dataset folder names of the AOI's S1 and label GeoTIFFs."""
+        return aoi_datasets(self.aoi(aoi), self.data["year"])
+
+    def gee_requests(self, aoi: str) -> tuple:
+        """What Earth Engine is asked for each tile of the AOI (sarssl.dataset.gee)."""
+        from ..dataset.gee import export_requests
+
+        gee = self.values["gee"]
+        return export_requests(
+            self.data["year"], gee["orbit_pass"], gee["composite"], self.datasets(aoi)
+        )
+
+    # Pre-training.
+    @property
+    def pretrain_runs(self) -> dict[str, Mapping]:
+        return {run["name"]: run for run in self.values["pretrain"]}
+
+    def trained(self, name: str) -> bool:
+        """A pretrain entry that trains (not one that names an export folder's `weights`)."""
+        return "weights" not in self.pretrain_runs[name]
+
+    def pretrain(self, name: str) -> PretrainSettings:
+        """The settings of a pretrain run: the shared dino and probe sections with the run's
+        overrides."""
+        if not self.trained(name):
+            raise ConfigError(f"config pretrain {name} names weights: it has nothing to train")
+        run = self.pretrain_runs[name]
+        return pretrain_settings(
+            run,
+            self.values["dino"],
+            [self.store(aoi) for aoi in run["aois"]],
+            self.data["tile_px"],
+            self.values["probe"],
+        )
+
+    def backbone(self, name: str) -> str:
+        """Where a pre-training's backbone is: its checkpoint, or the export folder it
+        names."""
+        if self.trained(name):
+            return self.under(paths.CHECKPOINT, pretrain=name)
+        return self.pretrain_runs[name]["weights"]
+
+    def probe(self) -> ProbeSettings:
+        """The knn_probe rule's settings: the probe section, with the dino section's seed."""
+        seed = self.values["dino"].get("seed", PretrainSettings.seed)
+        return probe_settings(self.values["probe"], seed)
+
+    # Fine-tuning.
+    @property
+    def finetune_section(self) -> Mapping:
+        return self.values["finetune"]
+
+    def finetune_runs(self) -> list[Run]:
+        """Every run of the grid (Table 1 and SI Table 2, each seed)."""
+        return grid_runs(self.finetune_section)
+
+    def finetune(self, run: Run) -> FinetuneSettings:
+        """The settings of one run of the grid; an unknown model, initialisation or
+        pre-training fails naming the value."""
+        section = self.finetune_section
+        if run.pretrain not in self.pretrain_runs:
+            raise ConfigError(
+                f"finetune: no pre-training run {run.pretrain!r} in config pretrain "
+                f"{list(self.pretrain_runs)}"
+            )
+        if section["aoi"] is None:
+            raise ConfigError("config finetune.aoi is not set")
+        aoi = section["aoi"]
+        return finetune_settings(
+            section,
+            run,
+            store=self.store(aoi),
+            pretrain_checkpoint=self.backbone(run.pretrain),
+            attention_maps=self.under(paths.ATTENTION, pretrain=run.pretrain, aoi=aoi),
+            backbone=self.values["attention"]["backbone"],
+        )
+
+    def prediction_tiles(self) -> int:
+        """The first valid test tiles whose predictions each run keeps (the figures')."""
+        return self.finetune_section.get("prediction_tiles", FinetuneSettings.prediction_tiles)
+
+    def context(self, aoi: str) -> FinetuneSettings | None:
+        """The context check's U-Net of an AOI's store (config realism.context_unet), or
+        None when the config asks for none."""
+        context = self.values["realism"]["context_unet"]
+        if not context:
+            return None
+        return context_settings(self.finetune_section, context, self.store(aoi))
+
+    def separability(self) -> SeparabilitySettings:
+        """The separability table's settings from the realism section."""
+        realism = self.values["realism"]
+        names = [f.name for f in fields(SeparabilitySettings)]
+        return SeparabilitySettings(**{key: realism[key] for key in names if key in realism})

@@ -25,6 +25,7 @@ sarssl.finetune.
 import json
 import math
 from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple
 
@@ -32,23 +33,46 @@ from .. import paths
 from ..atomic import write_text_atomic
 from ..errors import ConfigError
 
-INITS = ("scratch", "frozen", "finetuned")
+
+class Model(StrEnum):
+    """The `{model}` of a run (the table in the module's docstring)."""
+
+    ATTENTION_UNET = "attention-unet"
+    TOKENS_DECODER = "tokens-decoder"
+    S1GRD_UNET = "s1grd-unet"
+    S1GRD_ATTENTION_UNET = "s1grd-attention-unet"
+
+
+class Init(StrEnum):
+    """The `{init}` of a run: how its ViT starts."""
+
+    SCRATCH = "scratch"
+    FROZEN = "frozen"
+    FINETUNED = "finetuned"
+
+
 MODEL_INITS = {
-    "attention-unet": INITS,
-    "tokens-decoder": INITS,
-    "s1grd-unet": ("scratch",),
-    "s1grd-attention-unet": INITS,
+    Model.ATTENTION_UNET: tuple(Init),
+    Model.TOKENS_DECODER: tuple(Init),
+    Model.S1GRD_UNET: (Init.SCRATCH,),
+    Model.S1GRD_ATTENTION_UNET: tuple(Init),
 }
-ENCODING_MODELS = {"attention": "attention-unet", "tokens": "tokens-decoder"}
+# Table 1's columns: config finetune.encodings -> the model that reads that encoding.
+ENCODING_MODELS = {"attention": Model.ATTENTION_UNET, "tokens": Model.TOKENS_DECODER}
+TABLE1_MODELS = tuple(ENCODING_MODELS.values())
+# SI Table 2's rows: the U-Net on S1GRD only, and on S1GRD + attention maps.
+SI_TABLE2_MODELS = (Model.S1GRD_UNET, Model.S1GRD_ATTENTION_UNET)
 # How each model's U-Net may read the attention maps (config finetune.attention_input picks
 # for attention-unet); None: no attention maps into a U-Net. A model with one reading keeps
 # it whatever the config says, so its settings, and its runs, do not depend on the choice.
 MODEL_ATTENTION_INPUTS = {
-    "attention-unet": ("native", "upsampled"),
-    "tokens-decoder": (None,),
-    "s1grd-unet": (None,),
-    "s1grd-attention-unet": ("upsampled",),
+    Model.ATTENTION_UNET: ("native", "upsampled"),
+    Model.TOKENS_DECODER: (None,),
+    Model.S1GRD_UNET: (None,),
+    Model.S1GRD_ATTENTION_UNET: ("upsampled",),
 }
+# Models whose U-Net reads attention maps: frozen, they read the stored maps.
+ATTENTION_MAP_MODELS = (Model.ATTENTION_UNET, Model.S1GRD_ATTENTION_UNET)
 
 
 class Run(NamedTuple):
@@ -80,9 +104,9 @@ def grid_runs(finetune: dict) -> list[Run]:
     ]
     baseline = finetune["unet_baseline"]
     if baseline:
-        cells += [(baseline, "s1grd-unet", "scratch", f) for f in finetune["percents"]]
+        cells += [(baseline, Model.S1GRD_UNET, Init.SCRATCH, f) for f in finetune["percents"]]
         cells += [
-            (baseline, "s1grd-attention-unet", init, fraction)
+            (baseline, Model.S1GRD_ATTENTION_UNET, init, fraction)
             for init in finetune["inits"]
             for fraction in finetune["percents"]
         ]
@@ -90,12 +114,12 @@ def grid_runs(finetune: dict) -> list[Run]:
 
 
 def uses_vit(model: str) -> bool:
-    return model != "s1grd-unet"
+    return model != Model.S1GRD_UNET
 
 
 def uses_stored_maps(model: str, init: str) -> bool:
     """Frozen attention models read the maps the attention_maps rule wrote."""
-    return init == "frozen" and model in ("attention-unet", "s1grd-attention-unet")
+    return init == Init.FROZEN and model in ATTENTION_MAP_MODELS
 
 
 def runs_vit(model: str, init: str) -> bool:
@@ -104,11 +128,11 @@ def runs_vit(model: str, init: str) -> bool:
 
 def check_run(model: str, init: str) -> None:
     if model not in MODEL_INITS:
-        raise ConfigError(f"unknown fine-tuning model {model!r}; models: {list(MODEL_INITS)}")
+        models = [str(m) for m in Model]
+        raise ConfigError(f"unknown fine-tuning model {model!r}; models: {models}")
     if init not in MODEL_INITS[model]:
-        raise ConfigError(
-            f"model {model} has no initialisation {init!r}; it has {list(MODEL_INITS[model])}"
-        )
+        inits = [str(i) for i in MODEL_INITS[model]]
+        raise ConfigError(f"model {model} has no initialisation {init!r}; it has {inits}")
 
 
 def run_attention_input(model: str, configured: str) -> str | None:
@@ -188,6 +212,11 @@ class FinetuneSettings:
     def name(self) -> str:
         return paths.path(paths.FINETUNE_NAME, **run_wildcards(self.run))
 
+    def as_dict(self) -> dict:
+        """Plain values (the vocabularies' enums as their strings), as a rule's params and
+        the run folder's config.json hold them."""
+        return json.loads(json.dumps(asdict(self)))
+
 
 RUN_KEYS = frozenset(
     {*Run._fields, "store", "checkpoint", "attention_store", "attention_input", "backbone"}
@@ -217,8 +246,10 @@ def settings_from_config(
     )
 
 
-def write_settings(settings: FinetuneSettings, path: str | Path) -> None:
-    write_text_atomic(path, json.dumps(asdict(settings), indent=2))
+def write_settings(values: dict, path: str | Path) -> None:
+    """A run's settings as its rule's params hold them (FinetuneSettings.as_dict, checked
+    when the DAG was built), into its run folder; the run reads them from there."""
+    write_text_atomic(path, json.dumps(values, indent=2))
 
 
 def read_settings(path: str | Path) -> FinetuneSettings:
@@ -235,8 +266,8 @@ def context_settings(finetune: dict, context: dict, store: str) -> FinetuneSetti
     grid's other settings and first seed."""
     run = Run(
         CONTEXT_PRETRAIN,
-        "s1grd-unet",
-        "scratch",
+        Model.S1GRD_UNET,
+        Init.SCRATCH,
         float(context["percent"]),
         grid_seeds(finetune)[0],
     )

@@ -10,13 +10,13 @@ only); everything else is the original DINO's default and says so.
 import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 from ..errors import ConfigError
 from .architectures import is_timm_model
 from .crops import CropSpec
 from .precision import Precision
-from .probe import ProbeSettings
+from .probe import ProbeSettings, probe_settings
 
 # The run folder: the latest checkpoint (written atomically, resumed from), the metric rows,
 # the collapse verdict of a finished run and the settings the training processes read.
@@ -69,16 +69,13 @@ class PretrainSettings:
     checkpoint_every: int = 500
     log_every: int = 20
     # k-NN probe of the teacher on val tiles every `probe_every` steps (0: once per epoch;
-    # -1: never), see sarssl.probe.
+    # -1: never), with the probe section's settings (sarssl.probe) and the run's seed.
     probe_every: int = 0
-    probe_k: int = ProbeSettings.k
-    probe_temperature: float = ProbeSettings.temperature
-    probe_train_tiles: int = ProbeSettings.train_tiles
-    probe_eval_tiles: int = ProbeSettings.eval_tiles
-    probe_bank_patches: int = ProbeSettings.bank_patches
-    probe_batch_size: int = ProbeSettings.batch_size
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
 
     def __post_init__(self):
+        if self.probe.seed != self.seed:  # frozen: set once, here
+            object.__setattr__(self, "probe", dataclasses.replace(self.probe, seed=self.seed))
         if not is_timm_model(self.architecture):
             raise ConfigError(
                 f"pretrain {self.name}: architecture {self.architecture!r} is not a timm model"
@@ -100,18 +97,6 @@ class PretrainSettings:
         )
 
     @property
-    def probe(self) -> ProbeSettings:
-        return ProbeSettings(
-            k=self.probe_k,
-            temperature=self.probe_temperature,
-            train_tiles=self.probe_train_tiles,
-            eval_tiles=self.probe_eval_tiles,
-            bank_patches=self.probe_bank_patches,
-            batch_size=self.probe_batch_size,
-            seed=self.seed,
-        )
-
-    @property
     def scaled_lr(self) -> float:
         return self.lr * self.batch_size / self.lr_reference_batch
 
@@ -121,14 +106,14 @@ class PretrainSettings:
     @classmethod
     def from_dict(cls, values: dict) -> "PretrainSettings":
         tuples = {"stores", "global_scale", "local_scale"}
-        return cls(**{k: tuple(v) if k in tuples else v for k, v in values.items()})
+        values = {k: tuple(v) if k in tuples else v for k, v in values.items()}
+        return cls(**values | {"probe": ProbeSettings(**values.get("probe", {}))})
 
 
 # Settings that change how a run executes, not what it computes: a checkpoint written under
 # other values of these still resumes. The probe only reads the weights.
 EXECUTION_ONLY = frozenset(
-    {"loader_workers", "checkpoint_every", "log_every", "compile"}
-    | {f.name for f in dataclasses.fields(PretrainSettings) if f.name.startswith("probe_")}
+    {"loader_workers", "checkpoint_every", "log_every", "compile", "probe_every", "probe"}
 )
 RUN_KEYS = frozenset({"name", "architecture", "stores", "epochs", "batch_size", "tile_px"})
 
@@ -146,23 +131,21 @@ def settings_from_config(
             f"config pretrain {run['name']}: dino overrides {unknown} are unknown; "
             f"known keys: {sorted(tunable)}"
         )
-    return PretrainSettings.from_dict(
-        {
-            **{
-                f"probe_{key}": value
-                for key, value in (probe or {}).items()
-                if f"probe_{key}" in EXECUTION_ONLY
-            },
-            **dino,
-            **overrides,
-            "name": run["name"],
-            "architecture": run["architecture"],
-            "stores": stores,
-            "epochs": run["epochs"],
-            "batch_size": run["batch_size"],
-            "tile_px": tile_px,
-        }
-    )
+    values = {
+        **dino,
+        **overrides,
+        "name": run["name"],
+        "architecture": run["architecture"],
+        "stores": stores,
+        "epochs": run["epochs"],
+        "batch_size": run["batch_size"],
+        "tile_px": tile_px,
+    }
+    probe = probe or {}
+    if "every" in probe:
+        values["probe_every"] = probe["every"]
+    seed = values.get("seed", PretrainSettings.seed)
+    return PretrainSettings.from_dict(values | {"probe": asdict(probe_settings(probe, seed))})
 
 
 def settings_differ(saved: dict, settings: PretrainSettings) -> list[str]:
@@ -170,7 +153,10 @@ def settings_differ(saved: dict, settings: PretrainSettings) -> list[str]:
     return sorted(
         key
         for key in current.keys() | saved.keys()
-        if key not in EXECUTION_ONLY and saved.get(key) != current.get(key)
+        # Run folders written before the probe's settings were nested keep them flat.
+        if key not in EXECUTION_ONLY
+        and not key.startswith("probe_")
+        and saved.get(key) != current.get(key)
     )
 
 

@@ -1,20 +1,12 @@
 import json
-from dataclasses import asdict
 from pathlib import Path
 
-from sarssl.settings.finetune import (
-    Run,
-    grid_runs,
-    run_file,
-    runs_vit,
-    settings_from_config,
-    subset_size,
-)
+from sarssl.settings.finetune import Init, Model, Run, run_file, runs_vit, subset_size
 
 
 def finetune_runs():
     """Every run (sarssl.settings.finetune.Run) of the grid in the config."""
-    return grid_runs(FINETUNE)
+    return CONFIG.finetune_runs()
 
 
 def metrics_files(runs):
@@ -30,32 +22,16 @@ def finetune_targets():
 def finetune_settings(wildcards):
     """The run's settings; an unknown model, initialisation or pre-training fails here,
     when the DAG is built, naming the value."""
-    if wildcards.pretrain not in PRETRAIN:
-        raise ConfigError(
-            f"finetune: no pre-training run {wildcards.pretrain!r} in config pretrain "
-            f"{list(PRETRAIN)}"
-        )
-    if FINETUNE["aoi"] is None:
-        raise ConfigError("config finetune.aoi is not set")
     run = Run(
-        wildcards.pretrain,
-        wildcards.model,
-        wildcards.init,
-        float(wildcards.fraction),
-        int(wildcards.seed),
+        pretrain=wildcards.pretrain,
+        model=wildcards.model,
+        init=wildcards.init,
+        fraction=float(wildcards.fraction),
+        seed=int(wildcards.seed),
     )
-    aoi = FINETUNE["aoi"]
+    settings = CONFIG.finetune(run)
     check_fraction(run.fraction)
-    return settings_from_config(
-        FINETUNE,
-        run,
-        store=store(aoi),
-        pretrain_checkpoint=backbone(wildcards.pretrain),
-        attention_maps=paths.path(
-            paths.ATTENTION, pretrain=wildcards.pretrain, aoi=aoi
-        ),
-        backbone=ATTENTION["backbone"],
-    )
+    return settings
 
 
 def check_fraction(percent):

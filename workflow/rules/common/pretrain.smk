@@ -1,30 +1,14 @@
-from sarssl.errors import ConfigError
-from sarssl.export import read_export
+from sarssl.export_format import read_export
 
 
 def trained(pretrain):
-    """A pretrain entry that trains (not one that names an export folder's `weights`)."""
-    return "weights" not in PRETRAIN[pretrain]
-
-
-def pretrain_settings(name):
-    """The settings of a pretrain run: the shared dino and probe sections with the run's
-    overrides."""
-    from sarssl.settings.pretrain import settings_from_config
-
-    if not trained(name):
-        raise ConfigError(
-            f"config pretrain {name} names weights: it has nothing to train"
-        )
-    run = PRETRAIN[name]
-    stores = [store(aoi) for aoi in run["aois"]]
-    return settings_from_config(run, config["dino"], stores, DATA["tile_px"], PROBE)
+    return CONFIG.trained(pretrain)
 
 
 # Invalid settings and export folders fail when the DAG is built, naming the run and key.
 for _name, _run in PRETRAIN.items():
     if trained(_name):
-        pretrain_settings(_name)
+        CONFIG.pretrain(_name)
     else:
         read_export(
             _run["weights"], DATA["tile_px"], f"config pretrain {_name}: weights"
@@ -32,10 +16,7 @@ for _name, _run in PRETRAIN.items():
 
 
 def backbone(pretrain):
-    """Where a pre-training's backbone is: its checkpoint, or the export folder it names."""
-    if trained(pretrain):
-        return paths.path(paths.CHECKPOINT, pretrain=pretrain)
-    return PRETRAIN[pretrain]["weights"]
+    return CONFIG.backbone(pretrain)
 
 
 def backbone_files(wildcards):

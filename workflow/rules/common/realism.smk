@@ -1,19 +1,12 @@
 import os
-from dataclasses import asdict, fields
-
-from sarssl.realism import REALISM_FIGURE, SEPARABILITY_TABLE
-from sarssl.settings.finetune import context_settings
-from sarssl.settings.separability import SeparabilitySettings
+from dataclasses import asdict
 
 REALISM = config["realism"]
 CONTEXT = REALISM["context_unet"]
 
 
 def separability_settings():
-    """sarssl.separability.SeparabilitySettings from the realism section (the dataclass
-    holds the defaults)."""
-    names = {f.name for f in fields(SeparabilitySettings)}
-    return {key: REALISM[key] for key in names if key in REALISM}
+    return asdict(CONFIG.separability())
 
 
 def realism_reference(wildcards):
@@ -33,7 +26,7 @@ def realism_inputs(wildcards):
 
 
 def context_unet_settings(wildcards):
-    return asdict(context_settings(FINETUNE, CONTEXT, store(wildcards.aoi)))
+    return CONFIG.context(wildcards.aoi).as_dict()
 
 
 def realism_targets():
@@ -41,7 +34,7 @@ def realism_targets():
         target
         for aoi in AOIS
         for target in (
-            paths.path(SEPARABILITY_TABLE, aoi=aoi, format="md"),
-            paths.path(REALISM_FIGURE, aoi=aoi),
+            paths.path(paths.SEPARABILITY_TABLE, aoi=aoi, format="md"),
+            paths.path(paths.REALISM_FIGURE, aoi=aoi),
         )
     ]

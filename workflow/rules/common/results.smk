@@ -1,8 +1,6 @@
-from dataclasses import fields
+from dataclasses import asdict
 
-from sarssl.settings.probe import ProbeSettings
-from sarssl.results import SI_TABLE2_MODELS, TABLE1_MODELS
-from sarssl.settings.finetune import grid_seeds
+from sarssl.settings.finetune import SI_TABLE2_MODELS, TABLE1_MODELS, grid_seeds
 
 
 def evaluation_aoi(pretrain):
@@ -68,7 +66,7 @@ def figure(name):
 def figure2_runs(wildcards):
     """Example predictions of the attention-only and S1GRD + attention U-Nets: the largest
     fraction, pre-trained frozen backbone if in the grid, the shown seed."""
-    init = "frozen" if "frozen" in FINETUNE["inits"] else FINETUNE["inits"][0]
+    init = Init.FROZEN if Init.FROZEN in FINETUNE["inits"] else FINETUNE["inits"][0]
     fraction = max(FINETUNE["percents"])
     return {
         key: run_file(
@@ -77,20 +75,14 @@ def figure2_runs(wildcards):
             paths.FINETUNE_PREDICTIONS,
         ).as_posix()
         for key, model in (
-            ("attention", "attention-unet"),
-            ("s1grd", "s1grd-attention-unet"),
+            ("attention", Model.ATTENTION_UNET),
+            ("s1grd", Model.S1GRD_ATTENTION_UNET),
         )
     }
 
 
 def probe_settings(wildcards):
-    """The knn_probe rule's sarssl.probe.ProbeSettings from the probe section (the
-    dataclass holds the defaults)."""
-    names = {f.name for f in fields(ProbeSettings)} - {"seed"}
-    # Sorted: a set's order changes between runs, and params in another order rerun the jobs.
-    return {key: PROBE[key] for key in sorted(names) if key in PROBE} | {
-        "seed": config["dino"].get("seed", ProbeSettings.seed)
-    }
+    return asdict(CONFIG.probe())
 
 
 def results_targets():

@@ -1,9 +1,6 @@
-from sarssl.dataset.bands import aoi_datasets
-
-
 def datasets(wildcards):
     """geetiles dataset folder names of the S1 and label GeoTIFFs."""
-    return aoi_datasets(aoi_config(wildcards.aoi), DATA["year"])
+    return CONFIG.datasets(wildcards.aoi)
 
 
 def n_shards(aoi):
@@ -15,10 +12,6 @@ def source_manifest(source):
 
 
 def gee_request_summary(wildcards):
-    from sarssl.dataset.gee import export_requests, request_summary
+    from sarssl.dataset.gee import request_summary
 
-    gee = config["gee"]
-    requests = export_requests(
-        DATA["year"], gee["orbit_pass"], gee["composite"], datasets(wildcards)
-    )
-    return request_summary(requests, DATA["tile_px"])
+    return request_summary(CONFIG.gee_requests(wildcards.aoi), DATA["tile_px"])

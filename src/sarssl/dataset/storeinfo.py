@@ -1,0 +1,81 @@
+"""What a finished store records of itself, read from its metadata and its small per-tile
+coordinates, never its pixels: the one record through which readers learn a store's tile size,
+how it holds dB, its train statistics, its S1 files and its tiles per split."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from ..errors import SarsslError
+from .quantise import ChannelCoding
+from .store import channel_coding, check_complete
+
+# The orbit pass recorded for a tile whose S1 bands do not name theirs (a file of one pass).
+PASS_AS_IN_FILE = "as in the file"
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    tile_px: int
+    n_tiles: int
+    channels: tuple[str, ...]
+    coding: ChannelCoding
+    # Train statistics (sarssl.dataset.build.finalise): channels, mean, std, pixels,
+    # computed_on.
+    normalisation: dict
+    # The kept tiles' S1 files: formats and orbit_pass (tiles of each), pixel counts.
+    source_files: dict
+    tiles: dict[str, dict[str, int]]  # split -> {"valid": n, "rejected": n}, the store's splits
+    # What the pipeline's init_store records; None in a store created without them.
+    aoi: str | None = None
+    year: int | None = None
+    pixel_m: float | None = None
+
+    @classmethod
+    def read(cls, path: str | Path) -> "StoreInfo":
+        """The record of the finished store at `path`; refuses one whose build did not
+        finish."""
+        check_complete(path)
+        group = zarr.open_group(path, mode="r", zarr_format=3)
+        s1grd = group["s1grd"]
+        split, valid = group["split"][...], group["valid"][...].astype(bool)
+        return cls(
+            tile_px=s1grd.shape[-1],
+            n_tiles=s1grd.shape[0],
+            channels=tuple(group.attrs["channels"]),
+            coding=channel_coding(s1grd),
+            normalisation=s1grd.attrs["normalisation"],
+            source_files=s1grd.attrs["source_files"],
+            tiles={
+                str(name): {
+                    "valid": int((valid & (split == name)).sum()),
+                    "rejected": int((~valid & (split == name)).sum()),
+                }
+                for name in np.unique(split)
+            },
+            aoi=group.attrs.get("aoi"),
+            year=group.attrs.get("year"),
+            pixel_m=group.attrs.get("pixel_m"),
+        )
+
+    @property
+    def formats(self) -> list[str]:
+        """The S1 file formats of the kept tiles (sarssl.dataset.s1layout), sorted."""
+        return sorted(self.source_files["formats"])
+
+    @property
+    def orbit_passes(self) -> list[str]:
+        """The orbit passes the kept tiles' S1 bands name, sorted; empty when none does."""
+        return sorted(p for p in self.source_files["orbit_pass"] if p != PASS_AS_IN_FILE)
+
+
+def tile_geometry(path: str | Path) -> tuple[int, float]:
+    """The tile side (px) and pixel size (m) the store was created with (init_store):
+    readable while its shards are being built, so that they are built to the store's size
+    and not to the config's, which may have changed since."""
+    group = zarr.open_group(path, mode="r", zarr_format=3)
+    if "pixel_m" not in group.attrs:
+        raise SarsslError(f"store {path} records no pixel_m: create it with init_store")
+    return group["s1grd"].shape[-1], group.attrs["pixel_m"]
