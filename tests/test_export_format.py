@@ -21,13 +21,18 @@ def tiny_info(tiny_store) -> StoreInfo:
 
 
 def test_the_data_are_described_from_the_stores_and_the_sources(tiny_info):
-    stores = {"files": tiny_info, "export": tiny_info, "scenes": tiny_info}
-    sources = {"files": "geetiles_dir", "export": "gee", "scenes": "synthetic", "other": "gee"}
-    data = describe_data(stores, sources, SPLIT, "DESCENDING", "median")
+    stores = {
+        "files": dataclasses.replace(tiny_info, source="geetiles_dir"),
+        "export": dataclasses.replace(
+            tiny_info, source="gee", gee_export={"orbit_pass": "DESCENDING", "composite": "median"}
+        ),
+        "scenes": dataclasses.replace(tiny_info, source="synthetic"),
+    }
+    data = describe_data(stores, SPLIT)
     assert data.aois == ["files", "export", "scenes"] and data.year == 2020
     assert data.tiles["files"] == tiny_info.tiles and data.split == SPLIT
     assert data.sources == {"files": "geetiles_dir", "export": "gee", "scenes": "synthetic"}
-    # Files whose bands name no pass (the store says so); the export's pass is the config's.
+    # Files whose bands name no pass (the store says so); the export's pass as it asked.
     assert data.orbit_pass == {
         "files": "as in the files",
         "export": "descending",
@@ -38,12 +43,14 @@ def test_the_data_are_described_from_the_stores_and_the_sources(tiny_info):
 
 
 def test_stores_of_other_years_or_of_none_are_not_described_as_one(tiny_info):
-    sources = {"a": "synthetic", "b": "synthetic"}
-    other_year = dataclasses.replace(tiny_info, year=2021)
-    no_year = dataclasses.replace(tiny_info, year=None)
-    for stores in ({"a": tiny_info, "b": other_year}, {"a": no_year}):
+    synthetic = dataclasses.replace(tiny_info, source="synthetic")
+    other_year = dataclasses.replace(synthetic, year=2021)
+    no_year = dataclasses.replace(synthetic, year=None)
+    for stores in ({"a": synthetic, "b": other_year}, {"a": no_year}):
         with pytest.raises(SarsslError, match="not one"):
-            describe_data(stores, sources, SPLIT, "ASCENDING", "mean")
+            describe_data(stores, SPLIT)
+    with pytest.raises(SarsslError, match=r"AOIs \['a'\] record no source"):
+        describe_data({"a": tiny_info}, SPLIT)
 
 
 def test_the_format_module_imports_neither_torch_nor_timm_nor_pandas():

@@ -82,26 +82,23 @@ COMPOSITE_OF_FORMAT = {
 }
 
 
-def describe_data(
-    stores: Mapping[str, "StoreInfo"],
-    sources: Mapping[str, str],
-    split: dict,
-    gee_orbit_pass: str,
-    gee_composite: str,
-) -> DataDescription:
-    """What a pre-training's data were, from its AOIs' stores (AOI -> its store's record).
-    What the stores do not record comes from the config: each AOI's source, the split
-    section, and the orbit pass and composite of the Earth Engine export (gee)."""
+def describe_data(stores: Mapping[str, "StoreInfo"], split: dict) -> DataDescription:
+    """What a pre-training's data were, from its AOIs' stores (AOI -> its store's record)
+    and the config's split section (the store records each tile's split, not how the
+    bands were drawn)."""
     years = {info.year for info in stores.values()}
     if len(years) != 1 or None in years:
         raise SarsslError(f"the stores of AOIs {list(stores)} record the years {years}, not one")
+    unrecorded = [aoi for aoi, info in stores.items() if info.source is None]
+    if unrecorded:
+        raise SarsslError(f"the stores of AOIs {unrecorded} record no source: rebuild them")
     orbit_pass, composite = {}, {}
     for aoi, info in stores.items():
-        if sources[aoi] == "gee":
-            # Bands of one pass do not name it: the export's pass is the config's.
-            orbit_pass[aoi] = gee_orbit_pass.lower()
-            composite[aoi] = f"{gee_composite} of the dB images per season"
-        elif sources[aoi] == "synthetic":
+        if info.source == "gee":
+            # Bands of one pass do not name it: the store records what the export asked.
+            orbit_pass[aoi] = info.gee_export["orbit_pass"].lower()
+            composite[aoi] = f"{info.gee_export['composite']} of the dB images per season"
+        elif info.source == "synthetic":
             orbit_pass[aoi] = "none (synthetic)"
             composite[aoi] = "synthetic seasonal means"
         else:
@@ -113,7 +110,7 @@ def describe_data(
         year=years.pop(),
         tiles={aoi: info.tiles for aoi, info in stores.items()},
         split=split,
-        sources={aoi: sources[aoi] for aoi in stores},
+        sources={aoi: info.source for aoi, info in stores.items()},
         orbit_pass=orbit_pass,
         composite=composite,
     )

@@ -17,9 +17,8 @@ rule init_store:
     params:
         store=lambda wildcards: store(wildcards.aoi),
         tile_px=DATA["tile_px"],
-        pixel_m=DATA["pixel_m"],
-        year=DATA["year"],
         dtype=DATA["store_dtype"],
+        record=lambda wildcards: CONFIG.store_record(wildcards.aoi),
     script:
         "../scripts/init_store.py"
 

@@ -97,11 +97,6 @@ rule export_weights:
         stores=lambda wildcards: {
             aoi: store(aoi) for aoi in PRETRAIN[wildcards.pretrain]["aois"]
         },
-        sources=lambda wildcards: {
-            aoi: aoi_config(aoi)["source"]
-            for aoi in PRETRAIN[wildcards.pretrain]["aois"]
-        },
         split=config["split"],
-        gee=config["gee"],
     script:
         "../scripts/export_weights.py"

@@ -9,11 +9,10 @@ with job_log(snakemake.log[0]) as log:
     params, inputs = snakemake.params, snakemake.input
     # Finished stores: their stats.json, an input, is written after the store is complete.
     stores = {aoi: StoreInfo.read(store) for aoi, store in params.stores.items()}
-    gee = params.gee
     export_backbone(
         inputs.checkpoint,
         Path(snakemake.output.weights).parent,
-        describe_data(stores, params.sources, params.split, gee["orbit_pass"], gee["composite"]),
+        describe_data(stores, params.split),
         which=params.which,
         metrics=inputs.metrics,
         collapse=inputs.collapse,

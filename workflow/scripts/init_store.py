@@ -11,6 +11,6 @@ with job_log(snakemake.log[0]) as log:
         tile_bounds(tiles),
         tile_px=params.tile_px,
         dtype=params.dtype,
-        attrs={"aoi": snakemake.wildcards.aoi, "pixel_m": params.pixel_m, "year": params.year},
+        attrs=params.record,
     )
     log.info("store for %d tiles created", len(tiles))

@@ -28,10 +28,13 @@ class StoreInfo:
     # The kept tiles' S1 files: formats and orbit_pass (tiles of each), pixel counts.
     source_files: dict
     tiles: dict[str, dict[str, int]]  # split -> {"valid": n, "rejected": n}, the store's splits
-    # What the pipeline's init_store records; None in a store created without them.
+    # What the pipeline's init_store records (sarssl.settings.config.Config.store_record);
+    # None in a store created without them.
     aoi: str | None = None
     year: int | None = None
     pixel_m: float | None = None
+    source: str | None = None  # synthetic, gee or geetiles_dir
+    gee_export: dict | None = None  # the gee source's orbit_pass and composite
 
     @classmethod
     def read(cls, path: str | Path) -> "StoreInfo":
@@ -58,6 +61,8 @@ class StoreInfo:
             aoi=group.attrs.get("aoi"),
             year=group.attrs.get("year"),
             pixel_m=group.attrs.get("pixel_m"),
+            source=group.attrs.get("source"),
+            gee_export=group.attrs.get("gee_export"),
         )
 
     @property

@@ -170,6 +170,25 @@ class Config:
     def stats(self, aoi: str) -> str:
         return self.under(paths.STATS, aoi=aoi)
 
+    def store_record(self, aoi: str) -> dict:
+        """What the AOI's store records of where its data came from (init_store), so that
+        its readers (sarssl.dataset.storeinfo.StoreInfo) never ask the config: the AOI,
+        year and pixel size, the source, and for the gee source the export's orbit pass
+        and composite (bands of one pass do not name it)."""
+        source = self.aoi(aoi)["source"]
+        gee = self.values["gee"]
+        return {
+            "aoi": aoi,
+            "year": self.data["year"],
+            "pixel_m": self.data["pixel_m"],
+            "source": source,
+            "gee_export": (
+                {"orbit_pass": gee["orbit_pass"], "composite": gee["composite"]}
+                if source == "gee"
+                else None
+            ),
+        }
+
     def datasets(self, aoi: str) -> dict[str, str]:
         """geetiles dataset folder names of the AOI's S1 and label GeoTIFFs."""
         return aoi_datasets(self.aoi(aoi), self.data["year"])
