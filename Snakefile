@@ -16,6 +16,7 @@ include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/results.smk"
 include: "workflow/rules/realism.smk"
+include: "workflow/rules/maps.smk"
 
 
 rule all:
@@ -26,3 +27,4 @@ rule all:
         finetune_targets(),
         results_targets(),
         realism_targets(),
+        maps_targets(),

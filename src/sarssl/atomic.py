@@ -24,6 +24,9 @@ def atomic_path(target: str | os.PathLike, *, is_dir: bool = False) -> Iterator[
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
         os.close(fd)
         tmp = Path(name)
+    # tempfile makes them private (0600, 0700); the target gets what a plain open or mkdir
+    # would give it, so that a group sharing the results can read them.
+    tmp.chmod((0o777 if is_dir else 0o666) & ~current_umask())
     try:
         yield tmp
         if is_dir and target.exists():
@@ -35,6 +38,12 @@ def atomic_path(target: str | os.PathLike, *, is_dir: bool = False) -> Iterator[
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def write_text_atomic(target: str | os.PathLike, text: str) -> None:

@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     finetune.add_argument(
         "--predictions", type=Path, required=True, help="npz of example test predictions"
     )
+    finetune.add_argument(
+        "--model", type=Path, required=True, help="the selected epoch's state dict to write"
+    )
     tables = commands.add_parser(
         "tables", help="write the MIoU tables from the runs finished so far (missing shown)"
     )
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             from .finetune import write_metrics
             from .settings.finetune import read_settings
 
-            write_metrics(read_settings(args.settings), args.metrics, args.predictions)
+            write_metrics(read_settings(args.settings), args.metrics, args.predictions, args.model)
             return 0
         config = Config.read(args.configfile, args.schema, args.results)
         if args.command == "plan":

@@ -78,6 +78,17 @@ class SegmentationTiles(Dataset):
         return item
 
 
+def run_tiles(
+    settings: FinetuneSettings, tiles: list[TileRef], normalisation: Normalisation
+) -> SegmentationTiles:
+    """The inputs a run's model reads, of `tiles`."""
+    # Only the attention U-Net on stored maps never looks at the SAR channels.
+    with_images = settings.model != Model.ATTENTION_UNET or runs_vit(settings.model, settings.init)
+    return SegmentationTiles(
+        StoreTiles(tiles, normalisation), settings.attention_store, with_images
+    )
+
+
 def check_attention_store(attention_store: str, store: str) -> None:
     """The maps must be of this store's tiles, in its order."""
     maps = xr.open_zarr(attention_store)
@@ -198,9 +209,12 @@ def evaluate(
     return confusion.numpy()
 
 
-def finetune(settings: FinetuneSettings) -> tuple[dict, dict[str, np.ndarray]]:
+def finetune(
+    settings: FinetuneSettings, model_path: str | Path | None = None
+) -> tuple[dict, dict[str, np.ndarray]]:
     """Train, select on validation, score on test; return the metrics record and the
-    predictions of the first `prediction_tiles` test tiles."""
+    predictions of the first `prediction_tiles` test tiles. With `model_path`, the selected
+    epoch's state dict is saved there (atomically), for predicting other tiles later."""
     started = time.perf_counter()
     device = default_device()
     torch.manual_seed(settings.seed)
@@ -212,14 +226,7 @@ def finetune(settings: FinetuneSettings) -> tuple[dict, dict[str, np.ndarray]]:
     splits = {split: split_tiles(settings.store, [split]) for split in ("train", "val", "test")}
     splits["train"] = fraction_subset(splits["train"], settings.fraction, settings.seed)
     tile_ids = open_store(settings.store)["tile"].values
-    # Only the attention U-Net on stored maps never looks at the SAR channels.
-    with_images = settings.model != Model.ATTENTION_UNET or runs_vit(settings.model, settings.init)
-    datasets = {
-        split: SegmentationTiles(
-            StoreTiles(tiles, normalisation), settings.attention_store, with_images
-        )
-        for split, tiles in splits.items()
-    }
+    datasets = {split: run_tiles(settings, tiles, normalisation) for split, tiles in splits.items()}
     log.info(
         "%s on %s: %d train tiles (%s %%), %d val, %d test; %d trainable parameters",
         settings.name,
@@ -253,6 +260,9 @@ def finetune(settings: FinetuneSettings) -> tuple[dict, dict[str, np.ndarray]]:
             state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             best = {"val_miou": val_miou, "epoch": epoch, "state": state}
     model.load_state_dict(best["state"])
+    if model_path is not None:
+        with atomic_path(model_path) as tmp:
+            torch.save(best["state"], tmp)
     confusion = evaluate(model, evaluation["test"], device, settings.precision)
     examples = predict(model, datasets["test"], settings.prediction_tiles, device, settings)
     shown = splits["test"][: len(examples["predicted"])]
@@ -303,11 +313,14 @@ def finite_or_none(value: float) -> float | None:
 
 
 def write_metrics(
-    settings: FinetuneSettings, metrics_path: str | Path, predictions_path: str | Path
+    settings: FinetuneSettings,
+    metrics_path: str | Path,
+    predictions_path: str | Path,
+    model_path: str | Path,
 ) -> dict:
-    """Run; write the example predictions, then metrics.json (each atomically: metrics.json
-    exists only for a complete run)."""
-    record, examples = finetune(settings)
+    """Run; write the model and the example predictions, then metrics.json (each
+    atomically: metrics.json exists only for a complete run)."""
+    record, examples = finetune(settings, model_path)
     with atomic_path(predictions_path) as tmp, open(tmp, "wb") as stream:
         np.savez_compressed(stream, **examples)
     write_text_atomic(metrics_path, json.dumps(record, indent=2, allow_nan=False))

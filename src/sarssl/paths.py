@@ -51,9 +51,10 @@ EXPORT_CARD = EXPORT + "/" + CARD_NAME
 # Fine-tuning, per run: one folder per model, initialisation, fraction and seed.
 FINETUNE_NAME = "{pretrain}/{model}/{init}/frac{fraction}/seed{seed}"
 FINETUNE_RUN = "results/finetune/" + FINETUNE_NAME
-# The files of a fine-tuning run's folder (a run of the grid, or the context check's).
-RUN_FILES = ("/metrics.json", "/config.json", "/predictions.npz", "/train.log")
-FINETUNE_METRICS, FINETUNE_CONFIG, FINETUNE_PREDICTIONS, FINETUNE_LOG = (
+# The files of a fine-tuning run's folder (a run of the grid, or the context check's): the
+# model is the best epoch's state dict, from which the maps predict every tile.
+RUN_FILES = ("/metrics.json", "/config.json", "/predictions.npz", "/train.log", "/model.pt")
+FINETUNE_METRICS, FINETUNE_CONFIG, FINETUNE_PREDICTIONS, FINETUNE_LOG, FINETUNE_MODEL = (
     FINETUNE_RUN + name for name in RUN_FILES
 )
 FINETUNE_BENCHMARK = JOB_BENCHMARKS + "/finetune/" + FINETUNE_NAME + ".tsv"
@@ -61,7 +62,7 @@ FINETUNE_BENCHMARK = JOB_BENCHMARKS + "/finetune/" + FINETUNE_NAME + ".tsv"
 # The context check of an AOI's data (realism): a U-Net on the S1GRD channels of its train
 # tiles, beside the per-pixel classifiers of the separability table.
 CONTEXT_RUN = "results/realism/{aoi}/context_unet"
-CONTEXT_METRICS, CONTEXT_CONFIG, CONTEXT_PREDICTIONS, CONTEXT_LOG = (
+CONTEXT_METRICS, CONTEXT_CONFIG, CONTEXT_PREDICTIONS, CONTEXT_LOG, CONTEXT_MODEL = (
     CONTEXT_RUN + name for name in RUN_FILES
 )
 CONTEXT_BENCHMARK = JOB_BENCHMARKS + "/realism/context_unet_{aoi}.tsv"
@@ -78,6 +79,20 @@ FIGURE = FIGURES + "/{figure}_{pretrain}.png"
 # The realism report of an AOI's data (sarssl.realism).
 SEPARABILITY_TABLE = TABLES + "/separability_{aoi}.{format}"
 REALISM_FIGURE = FIGURES + "/realism_{aoi}.png"
+
+# Maps (sarssl.maps): each mosaic's shards, COGs on one grid, the VRT that joins them, and
+# the offline page that shows them. A mosaic's `{map}` name says what it shows.
+MAPS = "results/maps"
+MAP_SHARD = MAPS + "/{map}/shard{shard}.tif"
+MAP = MAPS + "/{map}.vrt"
+MAP_PAGE = MAPS + "/index.html"
+MAP_LAYERS = MAPS + "/layers"  # the page's images
+MAP_LEAFLET = MAPS + "/leaflet"  # the page's copy of Leaflet
+BEST_RUN_MAP = "best_{table}_{pretrain}"  # the table's run of the highest val MIoU
+RUN_MAP = "run_{pretrain}_{model}_{init}_frac{fraction}_seed{seed}"
+ATTENTION_MAP = "attention_{pretrain}_{aoi}"
+STORE_MAP = "{layer}_{aoi}"  # the store's labels or S1 quicklook
+STORE_MAP_LAYERS = ("labels", "s1")
 
 
 def job_log(job: str) -> str:

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import rasterio
+import rioxarray
 import xarray as xr
 import yaml
 from conftest import (
@@ -22,13 +24,16 @@ from conftest import (
 )
 from fake_earthengine import FakeEarthEngine
 from real_scene import RealScene, geetiles_definition, geetiles_download
+from rio_cogeo.cogeo import cog_validate
 
 from sarssl.backbone import load_checkpoint
 from sarssl.dataset.bands import labels_dataset_name, s1_dataset_name
 from sarssl.dataset.grid import SPLITS, write_tiles_file
-from sarssl.dataset.store import open_store
+from sarssl.dataset.store import open_store, tile_transform
+from sarssl.dataset.worldcover import CLASSES, IGNORE_INDEX
 from sarssl.export import export_backbone
 from sarssl.export_format import DataDescription
+from sarssl.settings.finetune import SI_TABLE2_MODELS, TABLE1_MODELS
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 
@@ -322,3 +327,60 @@ def test_workflow_is_lint_clean_and_formatted():
         cwd=REPO,
     )
     assert fmt.returncode == 0, fmt.stderr
+
+
+MAPS = {
+    "best_table1_tiny-vit": TABLE1_MODELS,
+    "best_table1_ext": TABLE1_MODELS,
+    "best_si_table2_tiny-vit": SI_TABLE2_MODELS,
+    "attention_tiny-vit_tiny": None,
+    "attention_ext_tiny": None,
+    "labels_tiny": None,
+    "s1_tiny": None,
+}
+
+
+def test_the_workflow_maps_the_aoi_as_valid_cogs_and_an_offline_page(workflow_run):
+    workdir, _, _ = workflow_run
+    maps = workdir / "results/maps"
+    store = open_store(workdir / "results/tiny/dataset.zarr")
+    test_tiles = np.flatnonzero(store.split.values == "test")
+    for name, models in MAPS.items():
+        valid, errors, _ = cog_validate(maps / name / "shard0.tif")
+        assert valid, (name, errors)
+        with rasterio.open(maps / f"{name}.vrt") as vrt:
+            assert vrt.crs == "EPSG:4326"
+            tags = vrt.tags()
+        if models is None:
+            continue
+        # The mapped run: the table's of the highest validation MIoU.
+        pretrain = name.rsplit("_", 1)[1]
+        folders = [
+            folder
+            for model in models
+            for folder in (workdir / f"results/finetune/{pretrain}/{model}").glob("*/*/seed0")
+        ]
+        scores = {
+            folder.relative_to(workdir / "results/finetune").as_posix(): json.loads(
+                (folder / "metrics.json").read_text()
+            )["val_miou"]
+            for folder in folders
+        }
+        assert scores[tags["run"]] == max(scores.values())
+    # The labels mosaic holds, at a labelled pixel near the centre of a test tile, the tile's
+    # own label there.
+    tile = int(test_tiles[0])
+    labels = store.labels.values[tile]
+    rows, cols = np.nonzero(labels != IGNORE_INDEX)
+    middle = np.argmin((rows - labels.shape[0] / 2) ** 2 + (cols - labels.shape[1] / 2) ** 2)
+    row, col = int(rows[middle]), int(cols[middle])
+    lon, lat = tile_transform(store, tile) * (col + 0.5, row + 0.5)
+    with rasterio.open(maps / "labels_tiny.vrt") as vrt:
+        (code,) = next(vrt.sample([(lon, lat)]))
+    assert code == CLASSES[int(labels[row, col])].code
+    # As the README opens them.
+    heads = rioxarray.open_rasterio(maps / "attention_tiny-vit_tiny.vrt")
+    assert heads.attrs["long_name"] == tuple(f"head {h} (student)" for h in range(3))
+    page = (maps / "index.html").read_text()
+    assert "WorldCover labels (tiny)" in page and "S1 quicklook (tiny)" in page
+    assert (maps / "leaflet/leaflet.js").is_file() and list((maps / "layers").glob("*.png"))

@@ -10,6 +10,7 @@ rule finetune:
         metrics=paths.FINETUNE_METRICS,
         config=paths.FINETUNE_CONFIG,
         predictions=paths.FINETUNE_PREDICTIONS,
+        model=paths.FINETUNE_MODEL,
     log:
         paths.FINETUNE_LOG,
     benchmark:

@@ -45,6 +45,7 @@ rule context_unet:
         metrics=paths.CONTEXT_METRICS,
         config=paths.CONTEXT_CONFIG,
         predictions=paths.CONTEXT_PREDICTIONS,
+        model=paths.CONTEXT_MODEL,
     log:
         paths.CONTEXT_LOG,
     benchmark:

@@ -14,5 +14,7 @@ with job_log(snakemake.log[0]):
             snakemake.output.metrics,
             "--predictions",
             snakemake.output.predictions,
+            "--model",
+            snakemake.output.model,
         ]
     )

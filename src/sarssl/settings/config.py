@@ -12,7 +12,15 @@ import yaml
 from .. import paths
 from ..dataset.bands import aoi_datasets
 from ..errors import ConfigError
-from .finetune import FinetuneSettings, Run, context_settings, grid_runs
+from .finetune import (
+    SI_TABLE2_MODELS,
+    TABLE1_MODELS,
+    FinetuneSettings,
+    Run,
+    context_settings,
+    grid_runs,
+    run_wildcards,
+)
 from .finetune import settings_from_config as finetune_settings
 from .pretrain import PretrainSettings
 from .pretrain import settings_from_config as pretrain_settings
@@ -284,3 +292,52 @@ class Config:
         realism = self.values["realism"]
         names = [f.name for f in fields(SeparabilitySettings)]
         return SeparabilitySettings(**{key: realism[key] for key in names if key in realism})
+
+    def evaluation_aoi(self, pretrain: str) -> str:
+        """Where a backbone's attention is shown, scored and mapped: the fine-tuning AOI,
+        else the first AOI it was pre-trained on."""
+        return self.finetune_section["aoi"] or self.pretrain_runs[pretrain]["aois"][0]
+
+    # Maps.
+    def map_aois(self) -> list[str]:
+        """The AOIs the maps cover: each pre-training's evaluation AOI, in config order."""
+        return list(dict.fromkeys(self.evaluation_aoi(name) for name in self.pretrain_runs))
+
+    def prediction_maps(self) -> dict[str, tuple[Run, ...]]:
+        """Each prediction map's name and the runs it chooses from: with maps.runs `best`,
+        one map per table (the run of the highest val MIoU among the table's), else one
+        per listed run folder."""
+        runs = self.finetune_runs()
+        chosen = self.values["maps"]["runs"]
+        if chosen != "best":
+            by_name = {paths.path(paths.FINETUNE_NAME, **run_wildcards(r)): r for r in runs}
+            unknown = [name for name in chosen if name not in by_name]
+            if unknown:
+                raise ConfigError(f"config maps.runs: {unknown} are not runs of the grid")
+            return {
+                paths.path(paths.RUN_MAP, **run_wildcards(by_name[name])): (by_name[name],)
+                for name in chosen
+            }
+        tables = [("table1", name, TABLE1_MODELS) for name in self.finetune_section["pretrain"]]
+        if self.finetune_section["unet_baseline"]:
+            baseline = self.finetune_section["unet_baseline"]
+            tables.append(("si_table2", baseline, SI_TABLE2_MODELS))
+        maps = {
+            paths.path(paths.BEST_RUN_MAP, table=table, pretrain=pretrain): tuple(
+                run for run in runs if run.pretrain == pretrain and run.model in models
+            )
+            for table, pretrain, models in tables
+        }
+        return {name: chosen for name, chosen in maps.items() if chosen}
+
+    def maps(self) -> dict[str, str]:
+        """Every map's name and what it shows (sarssl.maps.site.MapKind): the predictions,
+        the attention of each pre-training, and the labels and S1 quicklook of each AOI."""
+        maps = {name: "prediction" for name in self.prediction_maps()}
+        for name in self.pretrain_runs:
+            aoi = self.evaluation_aoi(name)
+            maps[paths.path(paths.ATTENTION_MAP, pretrain=name, aoi=aoi)] = "attention"
+        for aoi in self.map_aois():
+            for layer in paths.STORE_MAP_LAYERS:
+                maps[paths.path(paths.STORE_MAP, layer=layer, aoi=aoi)] = layer
+        return maps

@@ -4,9 +4,7 @@ from sarssl.settings.finetune import SI_TABLE2_MODELS, TABLE1_MODELS, grid_seeds
 
 
 def evaluation_aoi(pretrain):
-    """Where a backbone's attention is shown and scored: the fine-tuning AOI, else the
-    first AOI it was pre-trained on."""
-    return FINETUNE["aoi"] or PRETRAIN[pretrain]["aois"][0]
+    return CONFIG.evaluation_aoi(pretrain)
 
 
 def evaluation(wildcards):
