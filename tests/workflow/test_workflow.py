@@ -374,7 +374,7 @@ def test_the_workflow_maps_the_aoi_as_valid_cogs_and_an_offline_page(workflow_ru
     rows, cols = np.nonzero(labels != IGNORE_INDEX)
     middle = np.argmin((rows - labels.shape[0] / 2) ** 2 + (cols - labels.shape[1] / 2) ** 2)
     row, col = int(rows[middle]), int(cols[middle])
-    lon, lat = tile_transform(store, tile) * (col + 0.5, row + 0.5)
+    lon, lat = tile_transform(store, tile) @ (col + 0.5, row + 0.5)
     with rasterio.open(maps / "labels_tiny.vrt") as vrt:
         (code,) = next(vrt.sample([(lon, lat)]))
     assert code == CLASSES[int(labels[row, col])].code
