@@ -46,4 +46,5 @@ def map_page_inputs(wildcards):
 
 
 def maps_targets():
-    return [paths.MAP_PAGE]
+    """The map page, where there is something to map (a pre-training's AOI)."""
+    return [paths.MAP_PAGE] if CONFIG.maps() else []
