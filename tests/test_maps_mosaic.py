@@ -266,6 +266,9 @@ def test_class_mosaic_of_the_tiny_store_and_its_shards(tiny_store, tmp_path):
         np.testing.assert_array_equal(mosaic.read(), single.read())
         assert mosaic.colormap(1)[10] == (0, 100, 0, 255)
         assert json.loads(mosaic.tags()["classes"])["10"] == "Tree cover"
+    # The VRT has the shards' overviews, so that a small-scale read (the map page) uses them.
+    with rasterio.open(shards[0]) as shard, rasterio.open(tmp_path / "landcover.vrt") as mosaic:
+        assert shard.overviews(1) and mosaic.overviews(1) == shard.overviews(1)
 
 
 def test_quicklook_of_the_tiny_store_stretched_by_a_sample(tiny_store, tmp_path):

@@ -102,7 +102,7 @@ rule map_page:
     input:
         unpack(map_page_inputs),
     output:
-        page=report(paths.MAP_PAGE, caption="../report/maps.rst", category="Maps"),
+        page=paths.MAP_PAGE,
         maps=[paths.path(paths.MAP, map=name) for name in CONFIG.maps()],
         layers=directory(paths.MAP_LAYERS),
         leaflet=directory(paths.MAP_LEAFLET),

@@ -294,6 +294,7 @@ def write_vrt(path: str | Path, shards: Sequence[str | Path]) -> None:
             if colorinterp[b - 1] == ColorInterp.palette
         }
         block_rows, block_cols = first.block_shapes[0]
+        factors = first.overviews(1)
     parts = []
     for shard in shards:
         with rasterio.open(shard) as src:
@@ -351,6 +352,12 @@ def write_vrt(path: str | Path, shards: Sequence[str | Path]) -> None:
             if nodata is not None:
                 # Nodata of a shard lets the shards under it show through.
                 ET.SubElement(source, "NODATA").text = _vrt_nodata(nodata)
+    if factors:
+        # Virtual overviews, read from the shards' own: a reader of the whole mosaic at a
+        # small scale (the map page) never reads its full resolution.
+        resampling = "NEAREST" if colormaps else "AVERAGE"
+        overviews = ET.SubElement(root, "OverviewList", resampling=resampling)
+        overviews.text = " ".join(map(str, factors))
     ET.indent(root)
     write_text_atomic(path, ET.tostring(root, encoding="unicode") + "\n")
 

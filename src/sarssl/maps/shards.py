@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from ..dataset.bands import QUANTITIES
 from ..errors import SarsslError
 from .mosaic import (
     MosaicGrid,
@@ -83,5 +84,10 @@ def write_quicklook_shard(
     part, positions = shard_part(footprints, splits, shard, n_shards)
     read = s1_db_reader(store)
     valid = [p for p in footprints.positions(splits) if footprints.valid[p]]
-    stretch = quicklook_stretch(read(int(p)) for p in sample_positions(valid))
+    # Without a valid tile every pixel is nodata, whatever the stretch.
+    stretch = (
+        quicklook_stretch(read(int(p)) for p in sample_positions(valid))
+        if valid
+        else np.zeros((len(QUANTITIES), 2))
+    )
     return write_quicklook_mosaic(path, part, footprints.tiles(positions, read), stretch)

@@ -8,6 +8,7 @@ only); everything else is the original DINO's default and says so.
 """
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -124,15 +125,19 @@ def settings_from_config(
     """A pretrain run of the config: the shared dino section (and probe section) with the
     run's overrides."""
     overrides = run.get("dino", {})
-    tunable = {f.name for f in dataclasses.fields(PretrainSettings)} - RUN_KEYS
+    # The probe's own settings come from the probe section, never a run's dino overrides.
+    tunable = {f.name for f in dataclasses.fields(PretrainSettings)} - RUN_KEYS - {"probe"}
     unknown = sorted(set(overrides) - tunable)
     if unknown:
         raise ConfigError(
             f"config pretrain {run['name']}: dino overrides {unknown} are unknown; "
             f"known keys: {sorted(tunable)}"
         )
+    probe = probe or {}
     values = {
         **dino,
+        # The probe section's `every`; a run's own dino override beats it.
+        **({"probe_every": probe["every"]} if "every" in probe else {}),
         **overrides,
         "name": run["name"],
         "architecture": run["architecture"],
@@ -141,15 +146,14 @@ def settings_from_config(
         "batch_size": run["batch_size"],
         "tile_px": tile_px,
     }
-    probe = probe or {}
-    if "every" in probe:
-        values["probe_every"] = probe["every"]
     seed = values.get("seed", PretrainSettings.seed)
     return PretrainSettings.from_dict(values | {"probe": asdict(probe_settings(probe, seed))})
 
 
 def settings_differ(saved: dict, settings: PretrainSettings) -> list[str]:
-    current = settings.as_dict()
+    """The keys that compute differently in `saved` settings (a checkpoint's) and these;
+    both as JSON holds them (tuples as lists)."""
+    saved, current = (json.loads(json.dumps(values)) for values in (saved, settings.as_dict()))
     return sorted(
         key
         for key in current.keys() | saved.keys()
