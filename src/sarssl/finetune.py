@@ -118,10 +118,11 @@ def segmentation_model(
 
 def build_model(settings: FinetuneSettings) -> tuple[nn.Module, Normalisation]:
     """The run's model (ViT weights loaded or random) and its input normalisation."""
-    tile_px = StoreInfo.read(settings.store).tile_px
+    store = StoreInfo.read(settings.store)
+    tile_px = store.tile_px
     if not uses_vit(settings.model):
         model = segmentation_model(settings.model, settings.init, None, tile_px, settings.width)
-        return model, Normalisation.of_stores([settings.store])
+        return model, Normalisation.pooled([store.normalisation])
     pretrained = load_backbone(settings.checkpoint, settings.backbone)
     vit = pretrained.network
     if settings.init == Init.SCRATCH:
@@ -299,13 +300,21 @@ def predict(
 ) -> dict[str, np.ndarray]:
     """Predicted classes (uint8) of the first `count` items of `dataset`."""
     model.eval()
-    predicted = []
-    for i in range(min(count, len(dataset))):
-        batch = {k: v[None] for k, v in dataset[i].items()}
-        with autocast(device.type, autocast_dtype(settings.precision, device)):
-            predicted.append(forward(model, batch, device).argmax(dim=1)[0].cpu().numpy())
+    predicted = [
+        predict_item(model, dataset[i], device, settings.precision)
+        for i in range(min(count, len(dataset)))
+    ]
     empty = np.zeros((0, 0, 0), dtype=np.uint8)
     return {"predicted": np.stack(predicted).astype(np.uint8) if predicted else empty}
+
+
+def predict_item(
+    model: nn.Module, item: dict[str, torch.Tensor], device: torch.device, precision: str
+) -> np.ndarray:
+    """The predicted class indices (y, x) of one item of a run's tiles (run_tiles)."""
+    batch = {key: value[None] for key, value in item.items()}
+    with autocast(device.type, autocast_dtype(precision, device)):
+        return forward(model, batch, device).argmax(dim=1)[0].cpu().numpy()
 
 
 def finite_or_none(value: float) -> float | None:

@@ -11,9 +11,9 @@ import torch
 
 from .. import paths
 from ..data import TileRef
-from ..devices import autocast, autocast_dtype, default_device
+from ..devices import default_device
 from ..errors import SarsslError
-from ..finetune import build_model, forward, run_tiles
+from ..finetune import build_model, predict_item, run_tiles
 from ..settings.finetune import read_settings
 from .mosaic import TileFootprints, class_codes, write_class_mosaic
 from .shards import shard_part
@@ -56,15 +56,12 @@ def write_prediction_shard(
     model, normalisation = build_model(settings)
     model.load_state_dict(torch.load(run / MODEL_NAME, map_location="cpu"))
     model = model.to(device, memory_format=torch.channels_last).eval()
-    dtype = autocast_dtype(settings.precision, device)
     tiles = run_tiles(settings, [TileRef(settings.store, int(p)) for p in positions], normalisation)
     item_of = {int(p): i for i, p in enumerate(positions)}
 
     def predicted(position: int) -> np.ndarray:
-        batch = {key: value[None] for key, value in tiles[item_of[position]].items()}
-        with autocast(device.type, dtype):
-            classes = forward(model, batch, device).argmax(dim=1)[0]
-        return class_codes(classes.cpu().numpy())
+        item = tiles[item_of[position]]
+        return class_codes(predict_item(model, item, device, settings.precision))
 
     metrics = json.loads((run / METRICS_NAME).read_text())
     write_class_mosaic(

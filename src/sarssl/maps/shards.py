@@ -83,11 +83,12 @@ def write_quicklook_shard(
     footprints = TileFootprints.of_store(store)
     part, positions = shard_part(footprints, splits, shard, n_shards)
     read = s1_db_reader(store)
-    valid = [p for p in footprints.positions(splits) if footprints.valid[p]]
+    every = footprints.positions(splits)
+    valid = every[footprints.valid[every]]
     # Without a valid tile every pixel is nodata, whatever the stretch.
     stretch = (
         quicklook_stretch(read(int(p)) for p in sample_positions(valid))
-        if valid
+        if len(valid)
         else np.zeros((len(QUANTITIES), 2))
     )
     return write_quicklook_mosaic(path, part, footprints.tiles(positions, read), stretch)

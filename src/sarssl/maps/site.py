@@ -24,9 +24,10 @@ def layer_name(kind: MapKind, name: str, tags: Mapping[str, str], band: str) -> 
         return f"Land cover predicted by {tags['run']} (val MIoU {float(tags['val_miou']):.3f})"
     if kind == "attention":
         return f"Attention of {tags['pretrain']}, {band}"
+    aoi = name.removeprefix(f"{kind}_")  # a store map's name: paths.STORE_MAP
     if kind == "labels":
-        return f"WorldCover labels ({name.removeprefix('labels_')})"
-    return f"S1 quicklook ({name.removeprefix('s1_')})"
+        return f"WorldCover labels ({aoi})"
+    return f"S1 quicklook ({aoi})"
 
 
 def map_layers(folder: Path, kind: MapKind, name: str, vrt: Path, max_px: int) -> list[MapLayer]:

@@ -1,7 +1,7 @@
 import json
 from pathlib import Path
 
-from sarssl.settings.finetune import Init, Model, Run, run_file, runs_vit, subset_size
+from sarssl.settings.finetune import Run, run_file, runs_vit, subset_size
 
 
 def finetune_runs():

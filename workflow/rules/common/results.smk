@@ -1,6 +1,12 @@
 from dataclasses import asdict
 
-from sarssl.settings.finetune import SI_TABLE2_MODELS, TABLE1_MODELS, grid_seeds
+from sarssl.settings.finetune import (
+    SI_TABLE2_MODELS,
+    TABLE1_MODELS,
+    Init,
+    Model,
+    grid_seeds,
+)
 
 
 def evaluation_aoi(pretrain):
