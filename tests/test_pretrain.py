@@ -236,27 +236,32 @@ def first_batch(
     return next(iter(make_loader(dataset, batches, 0, False))), reader.standardise
 
 
-def test_bf16_runs_the_backbone_in_bf16_on_the_cpu_and_the_loss_matches_fp32(tiny_store):
-    """bf16 rounds the backbone's activations to 8 bits of mantissa (~0.4 %); the head and
-    the loss stay in float32, so one step's loss agrees with float32 within 1 %."""
-    cpu = torch.device("cpu")
-    losses, backbone_dtypes = {}, {}
-    for precision in ("fp32", "bf16"):
-        settings = tiny_settings(tiny_store, precision=precision)
-        torch.manual_seed(0)
-        trainer = DINOTrainer(settings, cpu)
-        dtype = trainer.student.autocast_dtype or torch.float32
-        batch, standardise = first_batch(tiny_store, settings)
-        crops = device_views(batch, cpu, standardise, settings.crops, dtype)
+# oneDNN's bf16 on a CPU: native where the CPU has AMX or AVX512-BF16 (as a GPU computes
+# bf16), emulated in float32 with ONEDNN_MAX_CPU_ISA=AVX512_CORE. Native bf16 once put one
+# step's loss 28 % off float32 (sarssl.backbone.Float32PatchEmbed says why).
+ONEDNN_ISAS = {"native": None, "emulated": "AVX512_CORE"}
 
-        def record(module, args, output, precision=precision):
-            backbone_dtypes.setdefault(precision, output.dtype)
 
-        # A linear layer inside the backbone (its final norm runs in float32 under autocast).
-        trainer.student.backbone.blocks[0].attn.qkv.register_forward_hook(record)
-        losses[precision] = trainer.step(crops, 1e-3, 0.04, 0.996, 0.04, False)[0].item()
-    assert backbone_dtypes == {"fp32": torch.float32, "bf16": torch.bfloat16}
-    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=1e-2)
+@pytest.mark.parametrize("isa", list(ONEDNN_ISAS))
+def test_bf16_runs_the_backbone_in_bf16_on_the_cpu_and_the_loss_matches_fp32(tiny_store, isa):
+    """bf16 rounds the backbone's activations to 8 bits of mantissa (2^-8 = 0.4 %); the
+    patch embedding, the head and the loss stay in float32. Noise of 2^-8 relative to the
+    backbone's output features moved this step's loss by at most 0.25 % (5 draws, paper's
+    temperatures), so 1 % holds bf16 rounding with room and fails a wrong kernel."""
+    environment = {key: value for key, value in os.environ.items() if key != "ONEDNN_MAX_CPU_ISA"}
+    if ONEDNN_ISAS[isa]:
+        environment["ONEDNN_MAX_CPU_ISA"] = ONEDNN_ISAS[isa]
+    child = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("bf16_step.py")), str(tiny_store)],
+        env=environment | {"PYTHONPATH": str(Path(__file__).parent)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    result = json.loads(child.stdout.splitlines()[-1])
+    assert result["qkv_dtypes"] == {"fp32": "torch.float32", "bf16": "torch.bfloat16"}
+    assert result["losses"]["bf16"] == pytest.approx(result["losses"]["fp32"], rel=1e-2)
 
 
 def test_compile_gives_the_eager_step(tiny_store):
