@@ -1,6 +1,11 @@
 # sarssl: Sentinel-1 seasonal composites -> Zarr -> DINO pre-training -> fine-tuning -> tables.
 # Run from the repository root: `snakemake --cores all` (or `--profile slurm` on a cluster).
 
+from snakemake.utils import min_version
+
+# As pyproject.toml requires.
+min_version("9.0")
+
 
 configfile: "config/config.yaml"
 

@@ -13,6 +13,11 @@ on one GPU; not yet run on one):
                       an uninterrupted run of about 30 s
     attention_maps    attention-map extraction from the resumed run's checkpoint, tiles/s
     finetune_step     one fine-tuning step of every model kind, its ViT trained, tiles/s
+    learning          ViT-Tiny pre-trained with DINO's recipe (sarssl.settings.recipes,
+                      scaled to the run) on >= 5,000 synthetic 224 px tiles generated on the
+                      host's own cores, for at most `learning_seconds`; then the k-NN probe
+                      (CLS and patch, val and test) of its teacher against its random-init
+                      twin, with tile-bootstrap 95 % intervals, and its collapse verdict
     environment       device, driver, torch, CUDA, cuDNN, NCCL
 
 Each part runs on its own: one that fails leaves its values null and its error text, and
@@ -63,6 +68,7 @@ from sarssl.dataset.worldcover import NUM_CLASSES
 from sarssl.devices import PEAK_ENVIRONMENT, device_description, mfu, peak_flops, peak_memory_gb
 from sarssl.finetune import make_optimizer, segmentation_model, train_epoch
 from sarssl.pretrain import device_views, pretrain_flops_per_tile, train
+from sarssl.probe import RANDOM_INIT, READINGS, probe_table
 from sarssl.settings.finetune import (
     MODEL_ATTENTION_INPUTS,
     MODEL_INITS,
@@ -70,7 +76,14 @@ from sarssl.settings.finetune import (
     Init,
     uses_vit,
 )
-from sarssl.settings.pretrain import CHECKPOINT_NAME, SETTINGS_NAME, PretrainSettings
+from sarssl.settings.pretrain import (
+    CHECKPOINT_NAME,
+    COLLAPSE_NAME,
+    SETTINGS_NAME,
+    PretrainSettings,
+)
+from sarssl.settings.probe import ProbeSettings
+from sarssl.settings.recipes import DINO, DINO_RECIPE, scaled_to_run
 from sarssl.training import DataWait
 
 SPLITS = ["train", "val", "test"]
@@ -93,7 +106,13 @@ class Sizes:
     finetune_batch: int
     tile_px: int  # of the store built when none is given
     variants: tuple[str, ...]  # of VARIANTS
+    learning_architecture: str
+    learning_batch: int
+    learning_seconds: float  # of training, the steps from the measured step time
+    learning_workers: int
     dino: dict = field(default_factory=dict)  # PretrainSettings overrides: head and crops
+    # The learning part's overrides of DINO's recipe (its crops at the store's tile size).
+    learning_dino: dict = field(default_factory=dict)
 
 
 FULL = Sizes(
@@ -109,6 +128,11 @@ FULL = Sizes(
     finetune_batch=16,
     tile_px=448,
     variants=tuple(VARIANTS),
+    learning_architecture="vit_tiny_patch16_224",
+    learning_batch=256,  # DINO's --lr is per 256 images: the recipe's lr as it stands
+    learning_seconds=240,
+    learning_workers=12,
+    learning_dino={"local_px": 96},  # DINO's local crops at 224 px
 )
 QUICK = Sizes(
     architectures=("test_vit",),
@@ -124,6 +148,10 @@ QUICK = Sizes(
     tile_px=32,
     # Compiling takes minutes on a CPU; tests/test_pretrain.py checks the compiled step.
     variants=("eager",),
+    learning_architecture="test_vit",
+    learning_batch=8,
+    learning_seconds=2,
+    learning_workers=0,
     dino={
         "out_dim": 128,
         "head_hidden_dim": 64,
@@ -131,7 +159,18 @@ QUICK = Sizes(
         "local_px": 16,
         "local_crops": 2,
     },
+    learning_dino={
+        "out_dim": 128,
+        "head_hidden_dim": 64,
+        "bottleneck_dim": 32,
+        "local_px": 16,
+        "local_crops": 2,
+    },
 )
+# The learning part's AOI: about 150 x 167 km in north-east Spain, some 5,000 tiles of
+# 224 px (2.24 km).
+LEARNING_AOI_WKT = "POLYGON ((-2.0 41.0, -0.2 41.0, -0.2 42.5, -2.0 42.5, -2.0 41.0))"
+LEARNING_TILE_PX = 224
 # A small AOI for --quick without --store: a few dozen tiles of 32 px.
 QUICK_AOI_WKT = "POLYGON ((-1.0 41.70, -0.97 41.70, -0.97 41.717, -1.0 41.717, -1.0 41.70))"
 FINETUNE_MODELS = tuple(MODEL_INITS)
@@ -173,7 +212,32 @@ def part_keys(sizes: Sizes) -> dict[str, dict]:
             }
             for arch in sizes.architectures
         },
+        "learning": {
+            **dict.fromkeys(
+                (
+                    "architecture",
+                    "train_tiles",
+                    "val_tiles",
+                    "test_tiles",
+                    "batch",
+                    "epochs",
+                    "steps",
+                    "s_per_step",
+                    "train_seconds",
+                    "collapse",
+                )
+            ),
+            "probe": {
+                split: {reading: dict.fromkeys(LEARNING_SCORES) for reading in READINGS}
+                for split in ("val", "test")
+            },
+        },
     }
+
+
+# What the learning part keeps of the probe table, per split and reading: the teacher's MIoU
+# and its gain over random init with the paired interval, and the no-network reference's.
+LEARNING_SCORES = ("miou", "random_miou", "gain", "gain_low", "gain_high", "patch_means_miou")
 
 
 def run_part(name: str, keys: dict, measure: Callable[[], dict]) -> dict:
@@ -441,6 +505,106 @@ def finetune_steps(arch: str, device: torch.device, sizes: Sizes, tile_px: int) 
     return results
 
 
+def learning(store: Path, device: torch.device, sizes: Sizes, workdir: Path) -> dict:
+    """A pre-training of DINO's recipe for about `learning_seconds` (its steps from the
+    measured step time), then the probe of its teacher against its random-init twin."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    info = StoreInfo.read(store)
+    tiles = {split: info.tiles.get(split, {}).get("valid", 0) for split in SPLITS}
+    steps_per_epoch = tiles["train"] // sizes.learning_batch
+
+    def settings_for(epochs: int) -> PretrainSettings:
+        recipe = scaled_to_run(DINO_RECIPE, epochs, epochs * steps_per_epoch)
+        return PretrainSettings.from_dict(
+            {
+                **recipe,
+                **sizes.learning_dino,
+                "recipe": DINO,
+                "name": "device-check-learning",
+                "architecture": sizes.learning_architecture,
+                "stores": [str(store)],
+                "epochs": epochs,
+                "batch_size": sizes.learning_batch,
+                "tile_px": info.tile_px,
+                "precision": "auto",
+                "loader_workers": sizes.learning_workers,
+                "checkpoint_every": 10**9,  # at the end only
+                "log_every": max(1, steps_per_epoch),
+                "probe_every": -1,
+            }
+        )
+
+    trainer = make_trainer(settings_for(1), device, baseline=False)
+    step_seconds = time_steps(
+        trainer, crops_for(trainer.settings, sizes.learning_batch, device), 3, 2, False
+    )
+    del trainer
+    epochs = max(1, int(sizes.learning_seconds / (step_seconds * steps_per_epoch)))
+    settings = settings_for(epochs)
+    start = time.perf_counter()
+    checkpoint = train(settings, workdir)
+    train_seconds = time.perf_counter() - start
+    table = probe_table(
+        checkpoint, store, ProbeSettings(train_tiles=1024, eval_tiles=1024, batch_size=64)
+    )
+    probe = {}
+    for split, rows in table.groupby("split"):
+        by_backbone = rows.set_index("backbone")
+        teacher, random = by_backbone.loc["pre-trained (teacher)"], by_backbone.loc[RANDOM_INIT]
+        means = by_backbone.loc["patch means (no network)"]
+        probe[split] = {
+            reading: {
+                "miou": teacher[f"{reading}_miou"],
+                "random_miou": random[f"{reading}_miou"],
+                "gain": teacher[f"{reading}_miou_gain"],
+                "gain_low": teacher[f"{reading}_miou_gain_low"],
+                "gain_high": teacher[f"{reading}_miou_gain_high"],
+                "patch_means_miou": means[f"{reading}_miou"],
+            }
+            for reading in READINGS
+        }
+    return {
+        "architecture": settings.architecture,
+        **{f"{split}_tiles": count for split, count in tiles.items()},
+        "batch": settings.batch_size,
+        "epochs": epochs,
+        "steps": epochs * steps_per_epoch,
+        "s_per_step": step_seconds,
+        "train_seconds": train_seconds,
+        "collapse": json.loads((workdir / COLLAPSE_NAME).read_text())["verdict"],
+        "probe": probe,
+    }
+
+
+def learning_lines(part: dict) -> list[str]:
+    """The learning part's sentence and table of probe gains, in points."""
+    scores = [
+        {
+            "split": split,
+            "reading": reading,
+            "teacher MIoU": values["miou"],
+            "random init MIoU": values["random_miou"],
+            "patch means MIoU": values["patch_means_miou"],
+            "gain (points) [95 % CI]": (
+                f"{100 * values['gain']:+.1f} [{100 * values['gain_low']:+.1f}, "
+                f"{100 * values['gain_high']:+.1f}]"
+                if values["gain"] is not None
+                else None
+            ),
+        }
+        for split, readings in part["probe"].items()
+        for reading, values in readings.items()
+    ]
+    return [
+        f"Learning: {part['architecture']}, DINO's recipe, {part['steps']} steps of "
+        f"{part['batch']} ({part['epochs']} epochs of {part['train_tiles']} train tiles) in "
+        f"{part['train_seconds']} s; collapse verdict: {part['collapse']}. The k-NN probe of "
+        "its teacher against its random-init twin:",
+        "",
+        pd.DataFrame(scores).to_markdown(index=False, floatfmt=".3f"),
+    ]
+
+
 def markdown(record: dict) -> str:
     """The section for benchmarks/RESULTS.md."""
     env, views = record["environment"], record["device_views"]
@@ -489,6 +653,8 @@ def markdown(record: dict) -> str:
                 f"{resumed['killed_at_step']}; the resumed teacher against the uninterrupted one: "
                 f"max |difference| {resumed['teacher_max_abs_diff']}, relative "
                 f"{resumed['teacher_rel_diff']}.",
+                "",
+                *learning_lines(record["learning"]),
                 *(["", "Failed parts:", "", *failed] if failed else []),
             ]
         )
@@ -582,6 +748,21 @@ def main(argv: list[str] | None = None) -> dict:
         )
         for arch in sizes.architectures
     }
+    learning_store = (
+        store
+        if args.quick
+        else build_store(
+            workdir / "learning-store",
+            LEARNING_TILE_PX,
+            LEARNING_AOI_WKT,
+            cores=os.cpu_count() or 2,
+        )
+    )
+    record["learning"] = run_part(
+        "learning",
+        keys["learning"],
+        lambda: learning(learning_store, device, sizes, workdir / "learning"),
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "device_check.json").write_text(json.dumps(record, indent=2) + "\n")
     (args.out / "device_check.md").write_text(markdown(record))

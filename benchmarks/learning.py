@@ -6,8 +6,9 @@ with the k-NN probe of the teacher on val tiles once per epoch; the knn_probe ru
 scores teacher, student and a random-init ViT (the weights pre-training started from) on
 val and test. This script writes the config, runs snakemake, and summarises:
 
-- a table of the final probe scores of each variant against random init, and the gap with
-  its 95 % interval from the probe table's paired tile bootstrap;
+- a table of the final probe scores of each variant against random init, read on the CLS
+  token (DINO's own k-NN) and on the patch tokens, and the gap with its 95 % interval from
+  the probe table's paired tile bootstrap;
 - two references without any network: the same k-NN probe on each patch's mean of the 12
   normalised channels (the probe table's "patch means" row), and the share of the most
   common class (what a constant guess scores);
@@ -26,14 +27,21 @@ core):
 
     python benchmarks/learning.py --workdir /tmp/learning --out benchmarks
 
-Variants (see `variants`): the demo's settings; the paper's learning rate in its two
-readings (issue 21): 1e-6 as DINO's --lr, which at the paper's batch of 256 is also DINO's
+`--probe-only` pre-trains and probes, without the fine-tuning and the context check;
+`--probe-every N` probes the teacher on val every N steps (the budgets read along a run).
+
+Variants (see `variants`): DINO's own recipe (sarssl.settings.recipes, scaled to the run's
+length by its `scaled_to_run`), alone (`dino`), with the SAR photometric augmentation
+(`dino-sar`), and with the learning rate scaled by the square root of the batch
+(`dino-sar-sqrt-lr`); the demo's settings (the paper's temperatures); the paper's learning
+rate in its two readings: 1e-6 as DINO's --lr, which at the paper's batch of 256 is also DINO's
 min_lr, so the schedule is flat (`paper-lr-literal`), and 1e-6 as min_lr under DINO's peak
 of 5e-4 per 256 tiles (`paper-lr-dino`), both scaled to the benchmark's batch as DINO
 scales them; DINO's teacher momentum; DINO's own teacher temperatures.
 """
 
 import argparse
+import itertools
 import json
 import platform
 import subprocess
@@ -48,7 +56,9 @@ from matplotlib.figure import Figure
 from scipy import stats as scipy_stats
 
 from sarssl import paths
+from sarssl.probe import RANDOM_INIT, READINGS
 from sarssl.settings.finetune import Init, Model, Run, grid_seeds, run_file
+from sarssl.settings.recipes import DINO, DINO_RECIPE, scaled_to_run
 from sarssl.settings.separability import CONTEXT_INPUT
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,11 +67,28 @@ AOI_WKT = "POLYGON ((-1.15 41.55, -0.71 41.55, -0.71 41.89, -1.15 41.89, -1.15 4
 PAPER_LR = 1.0e-6
 DINO_LR = 5.0e-4  # DINO's --lr default, per 256 images
 REFERENCE_BATCH = 256
+# The benchmark AOI's valid train tiles at 224 px (stats.json), for the steps of a run.
+TRAIN_TILES = 163
 
 
-def variants(batch_size: int) -> dict[str, dict]:
-    """The `dino:` overrides of each variant at the benchmark's batch."""
+def variants(batch_size: int, epochs: int = 10, train_tiles: int = TRAIN_TILES) -> dict[str, dict]:
+    """The `dino:` overrides of each variant at the benchmark's batch; DINO's recipe scaled
+    to the run's length by sarssl.settings.recipes.scaled_to_run."""
+    steps = epochs * (train_tiles // batch_size)
+    dino = {"recipe": DINO, **scaled_to_run(DINO_RECIPE, epochs, steps)}
     return {
+        # DINO's own recipe (temperatures 0.1 / 0.04 -> 0.07, center momentum 0.9, lr 5e-4
+        # per 256 tiles, 8 local crops, out_dim 65536), scaled to the run.
+        "dino": dino,
+        # The same with the SAR photometric augmentation of each view.
+        "dino-sar": dino | {"augment": {"enabled": True}},
+        # ... with the learning rate scaled by the square root of the batch (DINOv2's rule)
+        # instead of linearly: 5e-4 x sqrt(8 / 256) at a batch of 8, 5.7 x the linear rule.
+        "dino-sar-sqrt-lr": dino
+        | {
+            "augment": {"enabled": True},
+            "lr": DINO_LR * (REFERENCE_BATCH / batch_size) ** 0.5,
+        },
         # The demo's DINO settings: lr 0.016 per 256 tiles, i.e. 5e-4 at a batch of 8;
         # teacher momentum 0.95; the paper's temperatures.
         "demo": {},
@@ -80,7 +107,7 @@ def variants(batch_size: int) -> dict[str, dict]:
     }
 
 
-VARIANTS = tuple(variants(1))
+VARIANTS = tuple(variants(8))
 
 
 def config(args: argparse.Namespace, wkt: Path) -> dict:
@@ -102,11 +129,18 @@ def config(args: argparse.Namespace, wkt: Path) -> dict:
                 "runtime": 600,
                 "dino": overrides,
             }
-            for name, overrides in variants(args.batch_size).items()
+            for name, overrides in variants(args.batch_size, args.epochs).items()
             if name in args.variants
         ],
         "dino": {**demo["dino"], "checkpoint_every": 50, "log_every": 5},
-        "probe": {**demo.get("probe", {}), "train_tiles": 128, "eval_tiles": 32, "gpu": False},
+        # Every val and test tile is probed (the AOI has 50 and 59).
+        "probe": {
+            **demo.get("probe", {}),
+            "every": args.probe_every,
+            "train_tiles": 163,
+            "eval_tiles": 64,
+            "gpu": False,
+        },
         "attention": {**demo["attention"], "gpu": False},
         "realism": demo["realism"],  # with the context check
         "finetune": {
@@ -213,29 +247,28 @@ def references(workdir: Path, variant: str) -> pd.DataFrame:
 
 
 def summary(workdir: Path, names: list[str]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """Per variant and split: teacher and random init, and the teacher's gain in points with
-    its paired 95 % tile-bootstrap interval (the probe table's `_gain` columns)."""
+    """Per variant, split and probe reading (CLS, patch): teacher, random init and the patch
+    means, and the teacher's gain in points with its paired 95 % tile-bootstrap interval
+    (the probe table's `_gain` columns)."""
     rows, curves = [], {}
     for name in names:
         run = f"learning-{name}"
         table = pd.read_csv(workdir / f"results/tables/probe_{run}.csv")
         curves[name] = pd.read_csv(workdir / f"results/pretrain/{run}/metrics.csv")
-        for split in ("val", "test"):
+        verdict = json.loads((workdir / f"results/pretrain/{run}/collapse.json").read_text())
+        for split, reading in itertools.product(("val", "test"), READINGS):
             scores = table[table["split"] == split].set_index("backbone")
             teacher = scores.loc["pre-trained (teacher)"]
-            random = scores.loc["random init (reference)"]
-            row = {"variant": name, "split": split}
+            row = {"variant": name, "split": split, "reading": reading}
             for score in ("accuracy", "miou"):
-                column = f"patch_{score}"
+                column = f"{reading}_{score}"
                 row[f"teacher_{score}"] = teacher[column]
-                row[f"random_{score}"] = random[column]
+                row[f"random_{score}"] = scores.loc[RANDOM_INIT, column]
+                row[f"means_{score}"] = scores.loc["patch means (no network)", column]
                 for end in ("", "_low", "_high"):
                     row[f"{score}_gain_points{end}"] = 100 * teacher[f"{column}_gain{end}"]
-            row["collapse"] = json.loads(
-                (workdir / f"results/pretrain/{run}/collapse.json").read_text()
-            )["verdict"]
+            row["collapse"] = verdict["verdict"]
             row["steps"] = int(curves[name]["step"].max())
-            row["probe_share"] = curves[name]["probe_s"].sum() / curves[name]["elapsed_s"].max()
             rows.append(row)
     return pd.DataFrame(rows), curves
 
@@ -243,16 +276,19 @@ def summary(workdir: Path, names: list[str]) -> tuple[pd.DataFrame, dict[str, pd
 def plot(curves: dict[str, pd.DataFrame], path: Path) -> None:
     panels = (
         ("probe_accuracy", "k-NN probe on val: patch accuracy"),
+        ("probe_cls_accuracy", "k-NN probe on val: CLS accuracy"),
         ("loss", "DINO loss"),
         ("batch_entropy", "entropy of the batch-mean teacher"),
         ("prototypes", "prototypes winning in a batch"),
     )
-    figure = Figure(figsize=(14, 3.4))
+    figure = Figure(figsize=(17, 3.4))
     axes = figure.subplots(1, len(panels))
     for axis, (column, title) in zip(axes, panels, strict=True):
         for name, frame in curves.items():
+            if column not in frame:  # runs probed before the CLS reading
+                continue
             points = frame.dropna(subset=[column])
-            axis.plot(points["step"], points[column], marker="." * (column == "probe_accuracy"),
+            axis.plot(points["step"], points[column], marker="." * column.startswith("probe"),
                       label=name)  # fmt: skip
         axis.set(title=title, xlabel="step")
     axes[0].legend(fontsize=7)
@@ -272,6 +308,12 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--finetune-percents", nargs=2, type=float, default=[5.0, 20.0])
     parser.add_argument("--finetune-seeds", type=int, default=3)
+    parser.add_argument("--probe-every", type=int, default=0, help="steps (0: once per epoch)")
+    parser.add_argument(
+        "--probe-only",
+        action="store_true",
+        help="pre-train and probe only: no fine-tuning and no context check",
+    )
     parser.add_argument(
         "--summary-only",
         action="store_true",
@@ -285,8 +327,9 @@ def main() -> None:
         wkt.write_text(AOI_WKT)
         configfile.write_text(yaml.safe_dump(config(args, wkt)))
         targets = [f"results/tables/probe_learning-{name}.csv" for name in args.variants]
-        targets += ["results/tables/runs.csv", "results/tables/separability_learning.csv"]
-        targets += unet_targets(args)
+        if not args.probe_only:
+            targets += ["results/tables/runs.csv", "results/tables/separability_learning.csv"]
+            targets += unet_targets(args)
         started = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(REPO / "Snakefile"),
@@ -304,8 +347,9 @@ def main() -> None:
     print(f"tiles {stats['tiles']}")
     print(table.to_markdown(index=False, floatfmt=".3f"))
     print(references(args.workdir, args.variants[0]).to_markdown(index=False, floatfmt=".3f"))
-    print(finetune_summary(args.workdir).to_markdown(index=False))
-    print(context_summary(args.workdir, args).to_markdown(index=False, floatfmt=".3f"))
+    if not args.probe_only:
+        print(finetune_summary(args.workdir).to_markdown(index=False))
+        print(context_summary(args.workdir, args).to_markdown(index=False, floatfmt=".3f"))
 
 
 if __name__ == "__main__":

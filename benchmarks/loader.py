@@ -54,21 +54,26 @@ GOALS = {"ViT-Tiny (25 % MFU)": 1450, "ViT-Base (40 % MFU)": 210}
 
 
 def build_store(
-    workdir: Path, tile_px: int = 448, aoi_wkt: str = AOI_WKT, store_dtype: str = "float16"
+    workdir: Path,
+    tile_px: int = 448,
+    aoi_wkt: str = AOI_WKT,
+    store_dtype: str = "float16",
+    cores: int = 2,
 ) -> Path:
-    """The store of a synthetic AOI, built by the pipeline itself."""
+    """The store of a synthetic AOI, built by the pipeline itself on `cores` cores (a shard
+    of scenes per core)."""
     workdir.mkdir(parents=True, exist_ok=True)
     wkt = workdir / "loader.wkt"
     wkt.write_text(aoi_wkt)
     config = {
-        "aois": [{"name": "loader", "source": "synthetic", "wkt": str(wkt)}],
-        "data": {"tile_px": tile_px, "threads": 2, "store_dtype": store_dtype},
+        "aois": [{"name": "loader", "source": "synthetic", "wkt": str(wkt), "n_shards": cores}],
+        "data": {"tile_px": tile_px, "threads": 1 if cores > 2 else 2, "store_dtype": store_dtype},
     }
     configfile = workdir / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     subprocess.run(
         [sys.executable, "-m", "snakemake", "results/loader/stats.json", "--snakefile",
-         str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+         str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", str(cores),
          "--configfile", str(configfile), "--quiet"],
         check=True,
     )  # fmt: skip

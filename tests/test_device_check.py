@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 from conftest import REPO
 
 PEAK_TFLOPS = 0.2  # about a 2-core AVX2 CPU's fp32 peak: MFU must come out in (0, 1]
@@ -41,7 +42,7 @@ def test_the_quick_cpu_check_writes_every_key_and_sensible_values(
 
     expected = part_keys(QUICK)
     keys_of(expected, record)
-    parts = [record[p] for p in ("environment", "device_views", "loader", "resume")]
+    parts = [record[p] for p in ("environment", "device_views", "loader", "resume", "learning")]
     parts += [record["attention_maps"], *record["dino_step"].values()]
     parts += record["finetune_step"].values()
     assert [part["error"] for part in parts] == [None] * len(parts)
@@ -63,9 +64,20 @@ def test_the_quick_cpu_check_writes_every_key_and_sensible_values(
     assert positive(record["attention_maps"]["tiles_per_s"])
     finetune = record["finetune_step"]["test_vit"]
     assert all(positive(finetune[model]["tiles_per_s"]) for model in FINETUNE_MODELS)
+    learning = record["learning"]
+    assert learning["steps"] == learning["epochs"] * (
+        learning["train_tiles"] // QUICK.learning_batch
+    )
+    assert learning["collapse"] in ("ok", "partial collapse", "full collapse")
+    for split in ("val", "test"):
+        for reading in ("cls", "patch"):
+            scores = learning["probe"][split][reading]
+            assert scores["gain_low"] <= scores["gain"] <= scores["gain_high"]
+            assert scores["gain"] == pytest.approx(scores["miou"] - scores["random_miou"])
     # The peak reaches `sarssl pretrain`: its rows carry MFU.
     metrics = pd.read_csv(out / "resume/killed/metrics.csv")
     assert metrics.mfu.between(0, 1, inclusive="right").all()
 
     section = (out / "device_check.md").read_text()
     assert section.startswith("## Device check: CPU") and "Failed parts" not in section
+    assert "Learning: test_vit, DINO's recipe" in section

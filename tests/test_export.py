@@ -47,7 +47,7 @@ def exported(tiny_checkpoint, tmp_path_factory) -> Path:
     scores = {"": 0.9, "_low": 0.85, "_high": 0.95, "_gain": 0.1, "_gain_low": 0.05,
               "_gain_high": 0.15}  # fmt: skip
     row = {"pretrain": "tiny-vit", "backbone": "pre-trained (teacher)", "split": "test"}
-    for score in ("patch_accuracy", "patch_miou"):
+    for score in ("patch_accuracy", "patch_miou", "cls_accuracy", "cls_miou"):
         row |= {f"{score}{end}": value for end, value in scores.items()}
     pd.DataFrame([row | {"patches": 24, "query_tiles": 6}]).to_csv(probe, index=False)
     return export_backbone(

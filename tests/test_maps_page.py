@@ -1,19 +1,18 @@
 """The offline map page (sarssl.maps.page): GeoTIFFs rendered to Web Mercator PNGs, and the
 page itself opened from disk in headless Chromium.
 
-The browser tests keep their screenshot as an artefact: in pytest's tmp folder and as
-`tests/artifacts/maps_page.png` (ignored by git), to look at after a run.
+The browser tests keep their screenshot as an artefact in pytest's tmp folder
+(`maps_page.png` under `pytest --basetemp DIR`), to look at after a run; nothing is written
+into the source tree.
 """
 
 import itertools
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
-from conftest import TESTS
 from PIL import Image
 from playwright.sync_api import sync_playwright
 from rasterio.enums import Resampling
@@ -41,7 +40,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACT = TESTS / "artifacts" / "maps_page.png"
 VIEWPORT = {"width": 1000, "height": 700}
 LEAFLET_BACKGROUND = (221, 221, 221)  # .leaflet-container's #ddd: where no layer is drawn
 WEST, SOUTH, EAST, NORTH = -1.0, 41.70, -0.97, 41.717  # the tests' tiny AOI
@@ -218,8 +216,6 @@ def test_the_screenshot_shows_the_aoi(browser, tmp_path):
     assert box["x"] >= 0 and box["x"] + box["width"] <= VIEWPORT["width"]
     screenshot = tmp_path / "maps_page.png"
     tab.screenshot(path=screenshot)
-    ARTIFACT.parent.mkdir(exist_ok=True)
-    shutil.copyfile(screenshot, ARTIFACT)
     pixels = read_png(screenshot)[..., :3].astype(int)
     # The middle half of the box: clear of the controls in the corners.
     rows = slice(int(box["y"] + box["height"] / 4), int(box["y"] + box["height"] * 3 / 4))

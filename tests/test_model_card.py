@@ -32,7 +32,7 @@ DATA = DataDescription(
 def run_settings(**overrides) -> dict:
     """A run's settings as a checkpoint holds them: PretrainSettings' defaults (the paper's)."""
     return PretrainSettings(
-        name="run", architecture="vit_tiny_patch16_224", stores=("store",), epochs=10,
+        name="run", architecture="vit_tiny_patch16_224", stores=("store",), epochs=100,
         batch_size=256, **overrides,
     ).as_dict()  # fmt: skip
 

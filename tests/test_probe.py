@@ -16,14 +16,20 @@ from sarssl.data import Normalisation, split_tiles
 from sarssl.dataset.worldcover import IGNORE_INDEX, NUM_CLASSES
 from sarssl.dino import collapse_indicators
 from sarssl.probe import (
+    CLS,
+    PATCH,
     RANDOM_INIT,
+    READINGS,
     PatchMeans,
     PatchProbe,
+    ProbeScores,
+    bootstrap_columns,
     knn_predict,
     patch_labels,
     probe_summary,
     probe_table,
     scores_of,
+    tile_labels,
 )
 from sarssl.settings.probe import ProbeSettings
 
@@ -98,6 +104,14 @@ def test_scores_keep_a_confusion_matrix_per_query_tile_and_the_empty_ones():
     assert scores.accuracy == 0.75 and scores.miou == scores_of(predicted, truth).miou
 
 
+def test_a_tile_label_is_the_majority_of_its_labelled_pixels():
+    labels = np.full((3, 4, 4), 255, dtype=np.uint8)
+    labels[0, :2] = 3  # 8 pixels of class 3
+    labels[0, 2, :3] = 1  # 3 of class 1, the rest unlabelled
+    labels[1] = 7
+    np.testing.assert_array_equal(tile_labels(labels, NUM_CLASSES, 255), [3, 7, 255])
+
+
 def test_patch_means_are_each_patchs_channel_means():
     images = torch.arange(2 * 12 * 4, dtype=torch.float32).reshape(2, 12, 2, 2)
     images = images.repeat_interleave(16, dim=2).repeat_interleave(16, dim=3)  # 32 x 32 px
@@ -123,12 +137,17 @@ def test_the_probe_of_a_backbone_is_deterministic_and_counts_every_labelled_patc
     torch.manual_seed(0)
     backbone = create_backbone("vit_tiny_patch16_224", TEST_TILE_PX).eval()
     first, second = probe.score(backbone)["val"], probe.score(backbone)["val"]
-    assert first.accuracy == second.accuracy and first.miou == second.miou
-    # Queries: every labelled patch (2 x 2 per 32 px tile) of the 5 val tiles.
+    for reading in READINGS:
+        assert first[reading].accuracy == second[reading].accuracy
+        assert first[reading].miou == second[reading].miou
+        assert 0 <= first[reading].accuracy <= 1
+        assert len(first[reading].tile_confusions) == 5  # one per query tile, for the bootstrap
+    # Queries: every labelled patch (2 x 2 per 32 px tile) of the 5 val tiles, and each tile
+    # with a labelled pixel once.
     labels = np.stack([probe_labels(store, t.index) for t in probe.query_tiles["val"]])
-    assert first.patches == (patch_labels(labels, (2, 2), NUM_CLASSES, 255) != 255).sum()
-    assert 0 <= first.accuracy <= 1
-    assert len(first.tile_confusions) == 5  # one per query tile, for the bootstrap
+    assert first[PATCH].patches == (patch_labels(labels, (2, 2), NUM_CLASSES, 255) != 255).sum()
+    assert first[CLS].patches == (labels != 255).any(axis=(1, 2)).sum()
+    assert (first[CLS].tile_confusions.sum(axis=(1, 2)) <= 1).all()
 
 
 def test_the_probe_table_has_references_and_intervals_that_hold_its_scores(store, tiny_checkpoint):
@@ -138,7 +157,7 @@ def test_the_probe_table_has_references_and_intervals_that_hold_its_scores(store
                  "patch means (no network)"]  # fmt: skip
     assert table["backbone"].tolist() == backbones * 2
     assert table["split"].tolist() == ["val"] * 4 + ["test"] * 4
-    for score in ("patch_accuracy", "patch_miou"):
+    for score in ("patch_accuracy", "patch_miou", "cls_accuracy", "cls_miou"):
         low, point, high = (table[f"{score}{end}"] for end in ("_low", "", "_high"))
         assert ((low <= point) & (point <= high)).all()
         gain = table[f"{score}_gain"]
@@ -175,3 +194,34 @@ def test_collapse_indicators_on_constructed_teacher_outputs():
     uniform = torch.full((B, K), 1 / K)
     entropy, prototypes = collapse_indicators(uniform)
     assert entropy.item() == pytest.approx(math.log(K)) and prototypes.item() == 1
+
+
+def confusion(correct: int, wrong: int) -> np.ndarray:
+    """A 2-class tile confusion: `correct` patches of class 0 right, `wrong` called 1."""
+    matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    matrix[0, 0], matrix[0, 1] = correct, wrong
+    return matrix
+
+
+def test_bootstrap_columns_pair_the_gain_on_the_same_resampled_tiles():
+    # Tiles that vary widely in accuracy (wide intervals for each backbone), where one
+    # backbone is right on exactly 2 more patches of 10 per tile than the reference.
+    reference = [confusion(c, 10 - c) for c in (1, 3, 5, 7, 2, 6, 4, 8)]
+    better = [confusion(c + 2, 8 - c) for c in (1, 3, 5, 7, 2, 6, 4, 8)]
+    scores = {
+        "better": ProbeScores(np.stack(better)),
+        RANDOM_INIT: ProbeScores(np.stack(reference)),
+    }
+    columns = bootstrap_columns(scores, RANDOM_INIT, seed=0)
+    # Accuracy from the summed matrices: (36 + 16) / 80 and 36 / 80.
+    assert columns["better"]["patch_accuracy"] == pytest.approx(52 / 80)
+    assert columns[RANDOM_INIT]["patch_accuracy"] == pytest.approx(36 / 80)
+    assert columns["better"]["patch_accuracy_gain"] == pytest.approx(16 / 80)
+    # Paired: every resample gains exactly 2 / 10, so the interval is that point, while
+    # each backbone's own interval spans tens of points.
+    assert columns["better"]["patch_accuracy_gain_low"] == pytest.approx(0.2)
+    assert columns["better"]["patch_accuracy_gain_high"] == pytest.approx(0.2)
+    own = columns["better"]["patch_accuracy_high"] - columns["better"]["patch_accuracy_low"]
+    assert own > 0.2
+    zero = columns[RANDOM_INIT]
+    assert zero["patch_accuracy_gain_low"] == zero["patch_accuracy_gain_high"] == 0

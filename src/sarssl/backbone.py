@@ -35,6 +35,8 @@ class Float32PatchEmbed(PatchEmbed):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.amp.is_autocast_available(x.device.type):  # `meta`, counting FLOPs
+            return super().forward(x)
         with torch.autocast(x.device.type, enabled=False):
             return super().forward(x.float())
 

@@ -19,12 +19,14 @@ import torch
 import zarr
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .augment import draw_photometric
 from .dataset.quantise import ChannelCoding
 from .dataset.stats import Moments
 from .dataset.store import split_positions, store_coding
 from .dataset.storeinfo import StoreInfo
 from .errors import ConfigError
 from .multicrop import crop_params
+from .settings.augment import SarAugmentSpec
 from .settings.crops import CropSpec
 
 
@@ -150,20 +152,28 @@ class StoreTiles:
 
 class MultiCropTiles(Dataset):
     """Item (epoch, position) -> the stored tile and the boxes and flips of its multi-crop
-    views for that epoch. Workers only read: decoding, standardisation and resampling run
-    batched on the training device (sarssl.pretrain.device_views)."""
+    views for that epoch, and with an enabled `augment` each view's photometric parameters
+    (sarssl.augment), drawn after the crops so that the crops are the same either way.
+    Workers only read: decoding, standardisation, resampling and augmentation run batched on
+    the training device (sarssl.pretrain.device_views)."""
 
-    def __init__(self, tiles: StoreTiles, crops: CropSpec, seed: int):
+    def __init__(
+        self, tiles: StoreTiles, crops: CropSpec, seed: int, augment: SarAugmentSpec | None = None
+    ):
         self.tiles, self.crops, self.seed = tiles, crops, seed
+        self.augment = augment if augment is not None and augment.enabled else None
 
     def __len__(self) -> int:
         return len(self.tiles)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, ...]:
         epoch, position = key
         tile = self.tiles.stored(position)
         rng = np.random.default_rng([self.seed, epoch, position])
-        return tile, *crop_params(rng, *tile.shape[-2:], self.crops)
+        boxes, flips = crop_params(rng, *tile.shape[-2:], self.crops)
+        if self.augment is None:
+            return tile, boxes, flips
+        return tile, boxes, flips, draw_photometric(rng, self.crops.n_crops, self.augment)
 
 
 class StepBatches(Sampler):

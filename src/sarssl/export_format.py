@@ -32,6 +32,7 @@ from .errors import ConfigError, SarsslError
 from .paths import CONFIG_NAME, WEIGHTS_NAME
 from .settings.architectures import is_timm_model
 from .settings.pretrain import EXECUTION_ONLY, RUN_KEYS, PretrainSettings
+from .settings.recipes import DINO_RECIPE
 
 if TYPE_CHECKING:  # annotations only: the Snakefile's parse imports neither torch nor xarray
     from .data import Normalisation
@@ -42,16 +43,23 @@ UNITS = "dB"
 # The original DINO's values of the settings where the paper states its own (those are
 # PretrainSettings' defaults); every other default of PretrainSettings is DINO's.
 DINO_WHERE_THE_PAPER_DIFFERS = {
-    "student_temp": 0.1,
-    "warmup_teacher_temp": 0.04,
-    "teacher_temp": 0.04,
-    "warmup_teacher_temp_epochs": 0,
-    "center_momentum": 0.9,
-    "lr": 0.0005,
+    key: value
+    for key, value in DINO_RECIPE.items()
+    if value != getattr(PretrainSettings, key, None) and key != "lr_reference_batch"
 }
 # Settings DINO has no default for: the run's own, how it executes, and the local crops'
 # size, which follows the tile size.
-NOT_DINO_SETTINGS = RUN_KEYS | EXECUTION_ONLY | {"seed", "precision", "local_px"}
+NOT_DINO_SETTINGS = (
+    RUN_KEYS
+    | EXECUTION_ONLY
+    | {
+        "seed",
+        "precision",
+        "local_px",
+        "recipe",
+        "augment",
+    }
+)
 # The original DINO's defaults of the settings the model card compares a run against, in
 # PretrainSettings' order (lists where PretrainSettings holds tuples, as JSON shows them).
 DINO_DEFAULTS = {

@@ -207,7 +207,7 @@ def hardware_use(metrics: pd.DataFrame) -> list[str]:
 def evaluation_section(probe: str | Path | None, emergent: str | Path | None) -> list[str]:
     """The k-NN probe's and the emergent segmentation's tables, where they were run."""
     evaluations = (
-        ("k-NN probe of patch features", probe, probe_summary),
+        ("k-NN probe of CLS and patch features", probe, probe_summary),
         ("Emergent segmentation", emergent, lambda table: table),
     )
     tables = [

@@ -1,11 +1,12 @@
-"""DINO's multi-crop for SAR: random resized crops and horizontal flips only.
+"""DINO's multi-crop for SAR: random resized crops and horizontal flips.
 
 The paper keeps "horizontal flip and crops" and drops DINO's colour jitter, blur and
-solarisation, which have no meaning for backscatter in dB. Everything else follows DINO:
-two global crops of 40-100 % of the tile and several local crops of 5-40 %, aspect ratio
-3/4-4/3, bicubic resampling with antialiasing (torchvision's RandomResizedCrop), each
-flipped with probability 0.5. DINO's local crops are 96 px for 224 px inputs; at 448 px the
-same share is 192 px.
+solarisation, which have no meaning for backscatter in dB (a photometric augmentation made
+for SAR, off in the paper's runs, is in sarssl.augment; its blur is folded in here).
+Everything else follows DINO: two global crops of 40-100 % of the tile and several local
+crops of 5-40 %, aspect ratio 3/4-4/3, bicubic resampling with antialiasing (torchvision's
+RandomResizedCrop), each flipped with probability 0.5. DINO's local crops are 96 px for
+224 px inputs; at 448 px the same share is 192 px.
 
 The work is split where it is cheapest: a data-loader worker only draws the crop boxes and
 flips (`crop_params`, a few random numbers), and the resampling of a whole batch runs on the
@@ -24,6 +25,7 @@ import math
 import numpy as np
 import torch
 
+from .augment import blur_matrices
 from .settings.crops import CropSpec
 
 ASPECT_RATIOS = (3 / 4, 4 / 3)
@@ -100,11 +102,17 @@ def resize_weights(
 
 
 def crop_batch(
-    tiles: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor, spec: CropSpec
+    tiles: torch.Tensor,
+    boxes: torch.Tensor,
+    flips: torch.Tensor,
+    spec: CropSpec,
+    blur_sigma: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """The views of a batch of tiles (batch, channel, y, x), on their device and in their
     dtype: for each view, (batch, channel, size, size) resampled from each tile's own box
-    (boxes (batch, n_crops, 4), flips (batch, n_crops))."""
+    (boxes (batch, n_crops, 4), flips (batch, n_crops)), and blurred by a Gaussian of
+    `blur_sigma` (batch, n_crops) view pixels where given (sarssl.augment): the blur of
+    the output along each axis, B @ (Wy @ tile @ Wx^T) @ B^T, is folded into the weights."""
     _, _, height, width = tiles.shape
     views = []
     for view in range(spec.n_crops):
@@ -113,6 +121,9 @@ def crop_batch(
         rows = resize_weights(top, crop_h, height, size)
         columns = resize_weights(left, crop_w, width, size)
         columns = torch.where(flips[:, view, None, None], columns.flip(1), columns)
+        if blur_sigma is not None:
+            blur = blur_matrices(blur_sigma[:, view].to(rows.device), size)
+            rows, columns = blur @ rows, blur @ columns
         rows, columns = rows.to(tiles.dtype), columns.to(tiles.dtype)
         views.append(rows[:, None] @ tiles @ columns[:, None].transpose(-1, -2))
     return views

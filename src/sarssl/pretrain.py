@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .atomic import atomic_path
+from .augment import PARAMETERS, shift_and_speckle
 from .backbone import create_backbone, read_checkpoint
 from .checkpoint import Checkpoint
 from .data import (
@@ -60,7 +61,7 @@ from .devices import (
 from .dino import DINOHead, DINOLoss, cosine_schedule, ema_update, teacher_temperature_schedule
 from .errors import ConfigError, SarsslError
 from .multicrop import crop_batch
-from .probe import PatchProbe
+from .probe import CLS, PATCH, PatchProbe
 from .settings.crops import CropSpec
 from .settings.pretrain import (
     CHECKPOINT_NAME,
@@ -100,8 +101,9 @@ METRIC_FIELDS = (
 # since the start (GB, empty on the CPU) and the share of the wall time blocked on the
 # loader (sarssl.training.DataWait).
 TELEMETRY_FIELDS = ("mfu", "peak_memory_gb", "data_wait_share")
-# The k-NN probe of the teacher on val tiles, in the rows of the steps it ran at.
-PROBE_FIELDS = ("probe_accuracy", "probe_miou", "probe_s")
+# The k-NN probe of the teacher on val tiles, in the rows of the steps it ran at: its patch
+# reading, its CLS reading and its seconds.
+PROBE_FIELDS = ("probe_accuracy", "probe_miou", "probe_cls_accuracy", "probe_cls_miou", "probe_s")
 
 
 class NonFiniteLossError(SarsslError):
@@ -221,13 +223,27 @@ def device_views(
     standardise: Standardiser,
     spec: CropSpec,
     dtype: torch.dtype,
+    normalisation: Normalisation | None = None,
 ) -> list[torch.Tensor]:
-    """A loader batch (stored tiles, crop boxes, flips; pinned on a GPU run) -> the
-    standardised multi-crop views, computed on `device` in `dtype`: the precision in which
-    the backbone reads its input under autocast anyway. A packed store's integer tiles
-    cross to the device as they are stored, and are decoded there."""
-    tiles, boxes, flips = (x.to(device, non_blocking=True) for x in batch)
-    return crop_batch(standardise(tiles).to(dtype), boxes, flips, spec)
+    """A loader batch (stored tiles, crop boxes, flips, and the views' photometric
+    parameters where the run augments; pinned on a GPU run) -> the standardised multi-crop
+    views, computed on `device` in `dtype`: the precision in which the backbone reads its
+    input under autocast anyway. A packed store's integer tiles cross to the device as they
+    are stored, and are decoded there. The augmentation's dB changes are standardised with
+    `normalisation`'s std."""
+    tiles, boxes, flips, *photometric = (x.to(device, non_blocking=True) for x in batch)
+    if not photometric:
+        return crop_batch(standardise(tiles).to(dtype), boxes, flips, spec)
+    if normalisation is None:
+        raise ValueError("augmented views need the normalisation to standardise dB changes")
+    parameters = photometric[0]
+    blur = parameters[..., PARAMETERS.index("blur_sigma")]
+    views = crop_batch(standardise(tiles).to(dtype), boxes, flips, spec, blur)
+    channel_scale = torch.as_tensor(1.0 / normalisation.std, dtype=torch.float32)
+    return [
+        shift_and_speckle(view, parameters[:, index], channel_scale)
+        for index, view in enumerate(views)
+    ]
 
 
 EMAUpdate = Callable[[list[torch.Tensor], list[torch.Tensor], float], None]
@@ -415,7 +431,9 @@ def set_up(settings: PretrainSettings, run_dir: Path) -> PretrainRun:
         ranks.rank,
         ranks.world_size,
     )
-    dataset = MultiCropTiles(StoreTiles(tiles, normalisation), settings.crops, settings.seed)
+    dataset = MultiCropTiles(
+        StoreTiles(tiles, normalisation), settings.crops, settings.seed, settings.augment
+    )
     loader = make_loader(dataset, batches, settings.loader_workers, device.type == "cuda")
     val_tiles = [t for store in settings.stores for t in split_tiles(store, ["val"])]
     probe = None
@@ -526,7 +544,9 @@ def train_steps(run: PretrainRun, metrics: MetricsLog | None) -> None:
     for step, batch in enumerate(telemetry.waits.batches(run.loader), start=run.start_step):
         epoch = step // batches.steps_per_epoch
         values = run.schedules.at(step, epoch)
-        crops = device_views(batch, run.device, standardise, settings.crops, crop_dtype)
+        crops = device_views(
+            batch, run.device, standardise, settings.crops, crop_dtype, run.normalisation
+        )
         freeze_last_layer = epoch < settings.freeze_last_layer_epochs
         sums += trainer.step(crops, **values.as_dict(), freeze_last_layer=freeze_last_layer)
 
@@ -549,7 +569,9 @@ def train_steps(run: PretrainRun, metrics: MetricsLog | None) -> None:
             probe_started = time.perf_counter()
             teacher = trainer.teacher
             scores = run.probe.score(teacher.backbone, teacher.autocast_dtype)["val"]
-            row.update(probe_accuracy=scores.accuracy, probe_miou=scores.miou)
+            patch, cls = scores[PATCH], scores[CLS]
+            row.update(probe_accuracy=patch.accuracy, probe_miou=patch.miou)
+            row.update(probe_cls_accuracy=cls.accuracy, probe_cls_miou=cls.miou)
             row["probe_s"] = time.perf_counter() - probe_started
             telemetry.skip()
         progress.update(done - progress.n)

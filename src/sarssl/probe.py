@@ -1,20 +1,25 @@
-"""k-NN probe of frozen patch features: what a backbone's features are worth, during and
-after pre-training, as DINO's `eval_knn` but at the 28 x 28 token grid.
+"""k-NN probe of frozen features: what a backbone's features are worth, during and after
+pre-training, read twice:
 
-- Features: the patch tokens of the last block after the final norm (timm's
-  `forward_features`; DINO's k-NN uses the normed output), L2-normalised.
-- Labels: the majority WorldCover class of each 16 x 16 patch; a patch less than half
-  labelled is left out (`patch_labels`).
+- **CLS** (tile level), as DINO's own `eval_knn`: the CLS token, the one DINO's loss trains,
+  against the majority WorldCover class of the tile's labelled pixels (`tile_labels`); the
+  bank holds the CLS token of every sampled train tile.
+- **Patch** (the 28 x 28 token grid): each patch token against the majority class of its
+  16 x 16 patch; a patch less than half labelled is left out (`patch_labels`).
+
+- Features: the last block's tokens after the final norm (timm's `forward_features`;
+  DINO's k-NN uses the normed output), L2-normalised.
 - Neighbours (the bank): the labelled patches of a seeded sample of train tiles, at most
   `bank_patches` per tile, so that its memory is bounded (tiles x patches x D floats).
 - Queries: every labelled patch of a seeded sample of val tiles (during training) or test
   tiles (at the end).
 - Votes, as DINO: the k most similar bank patches (cosine similarity), each voting for its
   class with weight exp(similarity / T), T = 0.07; the largest sum wins.
-- Scores: patch accuracy and patch MIoU from one confusion matrix (sarssl.metrics), as the
-  fine-tuning metrics, kept per query tile for the tile bootstrap of `probe_table`.
+- Scores: accuracy and MIoU of each reading from one confusion matrix (sarssl.metrics), as
+  the fine-tuning metrics, kept per query tile for the tile bootstrap of `probe_table`.
 - References (`probe_table`): a random-init ViT of the same architecture, and the probe on
-  each patch's mean of the normalised channels, without any network (`PatchMeans`).
+  each patch's mean of the normalised channels (for CLS: the tile's mean), without any
+  network (`PatchMeans`).
 """
 
 from collections.abc import Mapping, Sequence
@@ -47,6 +52,13 @@ def patch_labels(labels: np.ndarray, grid: tuple[int, int], num_classes: int, ig
     majority = counts.argmax(axis=-1).astype(labels.dtype)
     labelled = counts.sum(axis=-1) * 2 >= patch_h * patch_w
     return np.where(labelled, majority, ignore)
+
+
+def tile_labels(labels: np.ndarray, num_classes: int, ignore: int) -> np.ndarray:
+    """(tile, y, x) class maps -> (tile,) majority class of each tile's labelled pixels;
+    `ignore` for a tile without any."""
+    counts = np.stack([(labels == c).sum(axis=(1, 2)) for c in range(num_classes)], axis=-1)
+    return np.where(counts.sum(axis=-1) > 0, counts.argmax(axis=-1), ignore).astype(labels.dtype)
 
 
 @torch.no_grad()
@@ -116,6 +128,35 @@ def sample(tiles: Sequence[TileRef], count: int, seed: int) -> list[TileRef]:
     return [tiles[i] for i in chosen]
 
 
+# The probe's two readings of a backbone's features.
+PATCH, CLS = "patch", "cls"
+READINGS = (PATCH, CLS)
+
+
+@dataclass(frozen=True)
+class Features:
+    """L2-normalised labelled features (n, D), their classes (n,) and query-tile positions
+    (n,), on one device."""
+
+    rows: torch.Tensor
+    classes: torch.Tensor
+    tiles: torch.Tensor
+
+    @classmethod
+    def of(
+        cls,
+        rows: list[torch.Tensor],
+        classes: list[torch.Tensor],
+        tiles: list[torch.Tensor],
+        width: int,
+        device: torch.device,
+    ) -> "Features":
+        if not rows:
+            none = torch.zeros(0, dtype=torch.long, device=device)
+            return cls(torch.zeros(0, width, device=device), none, none)
+        return cls(torch.cat(rows), torch.cat(classes).to(device), torch.cat(tiles).to(device))
+
+
 class PatchProbe:
     """The bank tiles and the query tiles (per split) of one probe, sampled once, scored for
     any backbone."""
@@ -135,73 +176,85 @@ class PatchProbe:
         }
         self.normalisation = normalisation
 
-    def labelled_patches(
+    def features(
         self,
         backbone: nn.Module,
         tiles: list[TileRef],
         per_tile: int | None,
         autocast_dtype: torch.dtype | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """L2-normalised features (n, D), classes (n,) and tile positions in `tiles` (n,) of
-        the labelled patches of `tiles`; with `per_tile`, a seeded sample of at most that
-        many per tile."""
+    ) -> dict[str, Features]:
+        """Both readings of `tiles`: READINGS' L2-normalised features with their classes and
+        tile positions in `tiles`, labelled ones only; for the patches, with `per_tile`, a
+        seeded sample of at most that many per tile."""
         device = next(backbone.parameters()).device
         reader = StoreTiles(tiles, self.normalisation)
-        rows, classes, row_tiles = [], [], []
+        rows: dict[str, list[list[torch.Tensor]]] = {reading: [[], [], []] for reading in READINGS}
         for start in range(0, len(tiles), self.settings.batch_size):
             positions = range(start, min(start + self.settings.batch_size, len(tiles)))
             images = torch.stack([reader.image(p) for p in positions]).to(device)
             with autocast(device.type, autocast_dtype):
-                tokens = backbone.forward_features(images)
-            features = F.normalize(tokens[:, backbone.num_prefix_tokens :].float(), dim=-1)
+                tokens = backbone.forward_features(images).float()
+            patches = tokens[:, backbone.num_prefix_tokens :]
+            # The CLS token; a network without one (PatchMeans) gives its patches' mean.
+            cls = tokens[:, 0] if backbone.num_prefix_tokens else patches.mean(dim=1)
             grid = backbone.patch_embed.dynamic_feat_size(images.shape[-2:])
             maps = np.stack([reader.labels(p).numpy() for p in positions])
             patch_classes = patch_labels(maps, grid, NUM_CLASSES, IGNORE_INDEX)
-            for tile_features, position, tile_classes in zip(
-                features, positions, patch_classes.reshape(len(maps), -1), strict=True
-            ):
-                keep = np.flatnonzero(tile_classes != IGNORE_INDEX)
+            tile_classes = tile_labels(maps, NUM_CLASSES, IGNORE_INDEX)
+            for index, position in enumerate(positions):
+                keep = np.flatnonzero(patch_classes[index].reshape(-1) != IGNORE_INDEX)
                 if per_tile is not None and len(keep) > per_tile:
                     rng = np.random.default_rng([self.settings.seed, position])
                     keep = np.sort(rng.choice(keep, per_tile, replace=False))
-                rows.append(tile_features[torch.from_numpy(keep).to(device)])
-                classes.append(torch.from_numpy(tile_classes[keep].astype(np.int64)))
-                row_tiles.append(torch.full((len(keep),), position))
-        if not rows:
-            none = torch.zeros(0, dtype=torch.long, device=device)
-            return torch.zeros(0, backbone.num_features, device=device), none, none
-        return (
-            torch.cat(rows),
-            torch.cat(classes).to(device),
-            torch.cat(row_tiles).to(device),
-        )
+                labelled = {
+                    PATCH: (patches[index][torch.from_numpy(keep).to(device)],
+                            patch_classes[index].reshape(-1)[keep]),
+                    CLS: (cls[index][None], tile_classes[index : index + 1]),
+                }  # fmt: skip
+                for reading, (features, classes) in labelled.items():
+                    classes = classes[classes != IGNORE_INDEX]
+                    features = features[: len(classes)]
+                    rows[reading][0].append(F.normalize(features, dim=-1))
+                    rows[reading][1].append(torch.from_numpy(classes.astype(np.int64)))
+                    rows[reading][2].append(torch.full((len(classes),), position))
+        return {reading: Features.of(*parts, backbone.num_features, device)
+                for reading, parts in rows.items()}  # fmt: skip
 
     @torch.no_grad()
     def score(
         self, backbone: nn.Module, autocast_dtype: torch.dtype | None = None
-    ) -> dict[str, ProbeScores]:
-        """Scores of each split's queries against the bank of the train sample."""
+    ) -> dict[str, dict[str, ProbeScores]]:
+        """Scores of each split's queries against the bank of the train sample, per reading:
+        {split: {reading: scores}}."""
         was_training = backbone.training
         backbone.eval()
         try:
-            bank, bank_classes, _ = self.labelled_patches(
+            banks = self.features(
                 backbone, self.bank_tiles, self.settings.bank_patches, autocast_dtype
             )
-            scores = {}
+            scores: dict[str, dict[str, ProbeScores]] = {}
             for split, tiles in self.query_tiles.items():
-                queries, truth, tile = self.labelled_patches(backbone, tiles, None, autocast_dtype)
-                if len(bank) == 0:  # nothing to vote: no score
-                    truth, tile = truth[:0], tile[:0]
-                k, temperature = self.settings.k, self.settings.temperature
-                predicted = (
-                    knn_predict(bank, bank_classes, queries, k, temperature, NUM_CLASSES)
-                    if len(truth)
-                    else truth
-                )
-                scores[split] = scores_of(predicted, truth, tile, len(tiles))
+                queries = self.features(backbone, tiles, None, autocast_dtype)
+                scores[split] = {
+                    reading: self.vote(banks[reading], queries[reading], len(tiles))
+                    for reading in READINGS
+                }
         finally:
             backbone.train(was_training)
         return scores
+
+    def vote(self, bank: "Features", queries: "Features", tiles: int) -> ProbeScores:
+        """The k-NN classes of the queries, scored per query tile."""
+        truth, tile = queries.classes, queries.tiles
+        if len(bank.classes) == 0:  # nothing to vote: no score
+            truth, tile = truth[:0], tile[:0]
+        k, temperature = self.settings.k, self.settings.temperature
+        predicted = (
+            knn_predict(bank.rows, bank.classes, queries.rows, k, temperature, NUM_CLASSES)
+            if len(truth)
+            else truth
+        )
+        return scores_of(predicted, truth, tile, tiles)
 
 
 class PatchGrid:
@@ -239,8 +292,10 @@ RANDOM_INIT = "random init (reference)"
 # probe's seed) and the level of the percentile intervals.
 BOOTSTRAP_RESAMPLES = 1000
 CONFIDENCE = 0.95
-# ProbeScores attribute and sarssl.metrics.SCORES name -> column of the probe table.
-SCORE_COLUMNS = {"accuracy": "patch_accuracy", "miou": "patch_miou"}
+# ProbeScores attribute and sarssl.metrics.SCORES name -> column of the probe table, per
+# reading.
+SCORES = ("accuracy", "miou")
+SCORE_COLUMNS = {f"{reading}_{score}": (reading, score) for reading in READINGS for score in SCORES}
 
 
 def interval_columns(column: str, point: float, samples: np.ndarray) -> dict[str, float]:
@@ -249,11 +304,12 @@ def interval_columns(column: str, point: float, samples: np.ndarray) -> dict[str
 
 
 def bootstrap_columns(
-    scores: Mapping[str, ProbeScores], reference: str, seed: int
+    scores: Mapping[str, ProbeScores], reference: str, seed: int, reading: str = PATCH
 ) -> dict[str, dict[str, float]]:
-    """Per backbone: each score with its tile-bootstrap interval (`_low`, `_high`), and its
-    gain over the `reference` backbone (`_gain`) with a paired interval: the same resampled
-    tiles for both. `scores`: of backbones probed on the same query tiles."""
+    """Per backbone: each score of one reading with its tile-bootstrap interval (`_low`,
+    `_high`), and its gain over the `reference` backbone (`_gain`) with a paired interval:
+    the same resampled tiles for both. `scores`: of backbones probed on the same query
+    tiles."""
     names = list(scores)
     confusions = np.stack([scores[name].tile_confusions for name in names])
     samples = tile_bootstrap(confusions, BOOTSTRAP_RESAMPLES, seed)
@@ -261,7 +317,8 @@ def bootstrap_columns(
     columns = {}
     for i, name in enumerate(names):
         columns[name] = {}
-        for score, column in SCORE_COLUMNS.items():
+        for score in SCORES:
+            column = f"{reading}_{score}"
             point, draws = getattr(scores[name], score), samples[score]
             gain = point - getattr(scores[reference], score)
             columns[name] |= interval_columns(column, point, draws[i])
@@ -297,15 +354,20 @@ def probe_table(source: str | Path, store: str | Path, settings: ProbeSettings) 
     scores = {name: probe.score(network.to(device)) for name, network in backbones.items()}
     rows = []
     for split, tiles in probe.query_tiles.items():
-        split_scores = {name: scores[name][split] for name in backbones}
-        columns = bootstrap_columns(split_scores, RANDOM_INIT, settings.seed)
+        columns: dict[str, dict[str, float]] = {name: {} for name in backbones}
+        for reading in READINGS:
+            reading_scores = {name: scores[name][split][reading] for name in backbones}
+            for name, values in bootstrap_columns(
+                reading_scores, RANDOM_INIT, settings.seed, reading
+            ).items():
+                columns[name] |= values
         rows += [
             {
                 "pretrain": reference.name,
                 "backbone": name,
                 "split": split,
                 **columns[name],
-                "patches": split_scores[name].patches,
+                "patches": scores[name][split][PATCH].patches,
                 "query_tiles": len(tiles),
                 "bank_tiles": len(probe.bank_tiles),
                 "k": settings.k,
@@ -325,8 +387,8 @@ def probe_summary(table: pd.DataFrame) -> pd.DataFrame:
 
     summary = table[["backbone", "split"]].copy()
     interval = f"[{CONFIDENCE:.0%} CI]"
-    for column in SCORE_COLUMNS.values():
-        name = column.replace("_", " ").replace("miou", "MIoU")
+    for column in SCORE_COLUMNS:
+        name = column.replace("_", " ").replace("miou", "MIoU").replace("cls", "CLS")
         summary[f"{name} {interval}"] = table.apply(cell, axis=1, args=(column, 1, ".3f"))
         summary[f"{name} gain (points) {interval}"] = table.apply(
             cell, axis=1, args=(f"{column}_gain", 100, "+.1f")

@@ -205,7 +205,7 @@ def test_the_exported_weights_of_a_training_and_a_grid_on_weights_from_elsewhere
     workdir, _, _ = workflow_run
     export = workdir / "results/pretrain/tiny-vit/export"
     assert {p.name for p in export.iterdir()} == {"model.safetensors", "config.json", "README.md"}
-    assert "k-NN probe of patch features" in (export / "README.md").read_text()
+    assert "k-NN probe of CLS and patch features" in (export / "README.md").read_text()
     # The pre-training named by `weights` was not trained: its grid ran on the export.
     assert not (workdir / "results/pretrain/ext/checkpoint.pt").exists()
     table1 = pd.read_csv(workdir / "results/tables/table1_ext.csv", header=[0, 1], index_col=0)

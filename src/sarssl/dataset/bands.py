@@ -13,7 +13,7 @@ geetiles names its 16 bands ``{season}_{pol}{pass}`` in lower case with autumn c
 """
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -30,7 +30,7 @@ QUANTITIES: tuple[str, ...] = (*POLARISATIONS, RATIO)
 OrbitPass = Literal["ascending", "descending", "both"]
 ORBIT_PASSES: tuple[OrbitPass, ...] = get_args(OrbitPass)
 ASCENDING, DESCENDING, BOTH = ORBIT_PASSES
-BAND_ORBITS: tuple[str, ...] = (ASCENDING, DESCENDING)
+BAND_ORBITS: tuple[OrbitPass, ...] = (ASCENDING, DESCENDING)
 
 # The suffixes that name a band's orbit pass: the first is the one written (ours after an
 # underscore, geetiles' right after the polarisation); the others are read too.
@@ -119,7 +119,7 @@ def labels_dataset_name(year: int) -> str:
     return f"esaworldcover-{year}"
 
 
-def aoi_datasets(aoi: dict, year: int) -> dict[str, str]:
+def aoi_datasets(aoi: Mapping, year: int) -> dict[str, str]:
     """Dataset folders of an AOI's config entry: its own names, else the defaults."""
     return {
         "s1": aoi.get("s1_dataset", s1_dataset_name(year)),

@@ -47,7 +47,7 @@ over arrays; the caller reads the file.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 import numpy as np
 
@@ -122,7 +122,7 @@ def detect_format(band_names: Sequence[str], dtype: str, forced: str = "auto") -
                 f"s1_format geetiles_uint16_unnamed reads {len(M3LEO_BAND_ORDER)} bands by "
                 f"position (M3LEO's order), the file has {len(band_names)}: {list(band_names)}"
             )
-        return forced
+        return forced  # type: ignore[return-value]
     unknown = [n for n in band_names if parse_band(n) is None]
     if unknown or not band_names:
         raise LayoutError(
@@ -414,8 +414,9 @@ def read_s1_bands(raster: Raster, forced: str, orbit_pass: OrbitPass) -> S1Bands
     names = M3LEO_BAND_ORDER if fmt == "geetiles_uint16_unnamed" else raster.band_names
     if forced != "auto" and (problem := forced_codes_problem(raster.data, fmt)):
         raise LayoutError(problem)
-    keys = [parse_band(n) for n in names]
-    groups, used_pass = pass_groups(keys, names, orbit_pass)  # type: ignore[arg-type]
+    # detect_format has checked that every name parses.
+    keys = cast(list[BandKey], [parse_band(n) for n in names])
+    groups, used_pass = pass_groups(keys, names, orbit_pass)
     db, casts = decode(raster.data, raster.valid, fmt, polarisation_pairs(keys))
     if used_pass == BOTH:
         used_pass = passes_present(db, keys, groups)

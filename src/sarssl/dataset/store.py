@@ -36,11 +36,12 @@ import shutil
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import xarray as xr
 import zarr
+import zarr.codecs
 from rasterio.transform import Affine
 
 from .. import __version__
@@ -52,7 +53,7 @@ from .worldcover import CLASSES, IGNORE_INDEX
 
 COMPLETE_MARKER = "sarssl_complete"
 # Per-tile coordinates written at finalisation: dimensions and dtype.
-TILE_COORDINATES: dict[str, tuple[tuple[str, ...], object]] = {
+TILE_COORDINATES: dict[str, tuple[tuple[str, ...], type | str]] = {
     "split": (("tile",), str),
     "valid": (("tile",), "bool"),
     "crs": (("tile",), str),
@@ -185,12 +186,12 @@ def consolidate(path: str | Path) -> None:
 def open_arrays(path: str | Path) -> StoreArrays:
     """The per-tile arrays, for chunk-aligned writes by one shard, and the tiles' bounds."""
     group = zarr.open_group(path, mode="r+", zarr_format=3)
-    s1grd = group["s1grd"]
+    s1grd = cast(zarr.Array, group["s1grd"])
     return StoreArrays(
         s1grd,
-        group["labels"],
-        group["observed_seasons"],
-        group["bounds"][...],
+        cast(zarr.Array, group["labels"]),
+        cast(zarr.Array, group["observed_seasons"]),
+        cast(np.ndarray, cast(zarr.Array, group["bounds"])[...]),
         channel_coding(s1grd),
     )
 
@@ -202,7 +203,8 @@ def channel_coding(s1grd: zarr.Array) -> ChannelCoding:
 
 def store_coding(path: str | Path) -> ChannelCoding:
     """How the s1grd array of the store at `path` holds dB (read only)."""
-    return channel_coding(zarr.open_group(path, mode="r", zarr_format=3)["s1grd"])
+    s1grd = zarr.open_group(path, mode="r", zarr_format=3)["s1grd"]
+    return channel_coding(cast(zarr.Array, s1grd))
 
 
 def mark_incomplete(path: str | Path) -> None:

@@ -2,8 +2,10 @@
 coordinates, never its pixels: the one record through which readers learn a store's tile size,
 how it holds dB, its train statistics, its S1 files and its tiles per split."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import zarr
@@ -42,15 +44,19 @@ class StoreInfo:
         finish."""
         check_complete(path)
         group = zarr.open_group(path, mode="r", zarr_format=3)
-        s1grd = group["s1grd"]
-        split, valid = group["split"][...], group["valid"][...].astype(bool)
+        s1grd = cast(zarr.Array, group["s1grd"])
+        # JSON values, of the types the fields below record.
+        attrs: Mapping[str, Any] = group.attrs
+        s1grd_attrs: Mapping[str, Any] = s1grd.attrs
+        split = cast(np.ndarray, cast(zarr.Array, group["split"])[...])
+        valid = cast(np.ndarray, cast(zarr.Array, group["valid"])[...]).astype(bool)
         return cls(
             tile_px=s1grd.shape[-1],
             n_tiles=s1grd.shape[0],
-            channels=tuple(group.attrs["channels"]),
+            channels=tuple(attrs["channels"]),
             coding=channel_coding(s1grd),
-            normalisation=s1grd.attrs["normalisation"],
-            source_files=s1grd.attrs["source_files"],
+            normalisation=s1grd_attrs["normalisation"],
+            source_files=s1grd_attrs["source_files"],
             tiles={
                 str(name): {
                     "valid": int((valid & (split == name)).sum()),
@@ -58,11 +64,11 @@ class StoreInfo:
                 }
                 for name in np.unique(split)
             },
-            aoi=group.attrs.get("aoi"),
-            year=group.attrs.get("year"),
-            pixel_m=group.attrs.get("pixel_m"),
-            source=group.attrs.get("source"),
-            gee_export=group.attrs.get("gee_export"),
+            aoi=attrs.get("aoi"),
+            year=attrs.get("year"),
+            pixel_m=attrs.get("pixel_m"),
+            source=attrs.get("source"),
+            gee_export=attrs.get("gee_export"),
         )
 
     @property
@@ -83,4 +89,4 @@ def tile_geometry(path: str | Path) -> tuple[int, float]:
     group = zarr.open_group(path, mode="r", zarr_format=3)
     if "pixel_m" not in group.attrs:
         raise SarsslError(f"store {path} records no pixel_m: create it with init_store")
-    return group["s1grd"].shape[-1], group.attrs["pixel_m"]
+    return cast(zarr.Array, group["s1grd"]).shape[-1], cast(float, group.attrs["pixel_m"])

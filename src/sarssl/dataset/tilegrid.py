@@ -34,6 +34,7 @@ or nearest:
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,8 +113,9 @@ def _format_bounds(bounds: tuple[float, float, float, float]) -> str:
     return "(W {:.5f}, S {:.5f}, E {:.5f}, N {:.5f})".format(*bounds)
 
 
-def _format_size(x: float, y: float, unit: str) -> str:
-    """'4.48 km', or '4.48 x 4.2 km' where x and y differ by more than 1%."""
+def _format_size(size: Sequence[float], unit: str) -> str:
+    """'4.48 km', or '4.48 x 4.2 km' where x and y (`size`) differ by more than 1%."""
+    x, y = size
     if abs(x - y) <= 0.01 * max(x, y):
         return f"{(x + y) / 2:.3g} {unit}"
     return f"{x:.3g} x {y:.3g} {unit}"
@@ -137,8 +139,8 @@ def footprint_problem(
     count = f"{cols} px" if cols == rows else f"{cols} x {rows} px"
     if max(f / a for f, a in zip(file_m, allowed_m, strict=True)) > COARSE_PIXEL_TOLERANCE:
         return (
-            f"{what} file has {_format_size(*file_m, 'm')} pixels ({count}), "
-            f"expected {_format_size(*allowed_m, 'm')} ({grid.px} px)"
+            f"{what} file has {_format_size(file_m, 'm')} pixels ({count}), "
+            f"expected {_format_size(allowed_m, 'm')} ({grid.px} px)"
         )
     file_bounds = array_bounds(rows, cols, transform)
     grid_dx, grid_dy = grid.pixel_deg
@@ -169,9 +171,9 @@ def footprint_problem(
     return (
         f"{what} bounds differ from the tile's by {west:+.0f} (west), {south:+.0f} (south), "
         f"{east:+.0f} (east), {north:+.0f} (north) px: the file is a "
-        f"{_format_size(*file_km, 'km')} chip at {_format_size(*file_m, 'm')} pixels "
-        f"({count}), the tile {_format_size(*tile_km, 'km')} ({grid.px} px of "
-        f"{_format_size(*tile_m, 'm')}); {where}"
+        f"{_format_size(file_km, 'km')} chip at {_format_size(file_m, 'm')} pixels "
+        f"({count}), the tile {_format_size(tile_km, 'km')} ({grid.px} px of "
+        f"{_format_size(tile_m, 'm')}); {where}"
     )
 
 

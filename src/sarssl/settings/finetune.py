@@ -24,6 +24,7 @@ sarssl.finetune.
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from pathlib import Path
@@ -51,7 +52,8 @@ class Init(StrEnum):
     FINETUNED = "finetuned"
 
 
-MODEL_INITS = {
+# Keyed by Model, looked up by a run's model name (a Model is its str).
+MODEL_INITS: dict[str, tuple[Init, ...]] = {
     Model.ATTENTION_UNET: tuple(Init),
     Model.TOKENS_DECODER: tuple(Init),
     Model.S1GRD_UNET: (Init.SCRATCH,),
@@ -65,7 +67,7 @@ SI_TABLE2_MODELS = (Model.S1GRD_UNET, Model.S1GRD_ATTENTION_UNET)
 # How each model's U-Net may read the attention maps (config finetune.attention_input picks
 # for attention-unet); None: no attention maps into a U-Net. A model with one reading keeps
 # it whatever the config says, so its settings, and its runs, do not depend on the choice.
-MODEL_ATTENTION_INPUTS = {
+MODEL_ATTENTION_INPUTS: dict[str, tuple[str | None, ...]] = {
     Model.ATTENTION_UNET: ("native", "upsampled"),
     Model.TOKENS_DECODER: (None,),
     Model.S1GRD_UNET: (None,),
@@ -85,14 +87,14 @@ class Run(NamedTuple):
     seed: int
 
 
-def grid_seeds(finetune: dict) -> list[int]:
+def grid_seeds(finetune: Mapping) -> list[int]:
     """The seeds of each cell of the grid: `seeds` consecutive ones from `seed`, so that
     the first is the one seed of a grid without repeats."""
     first = finetune.get("seed", FinetuneSettings.seed)
     return list(range(first, first + finetune["seeds"]))
 
 
-def grid_runs(finetune: dict) -> list[Run]:
+def grid_runs(finetune: Mapping) -> list[Run]:
     """Every run of the config's finetune section: Table 1's encodings x inits x fractions
     per pre-training, and SI Table 2's U-Nets, each cell once per seed."""
     cells = [
@@ -224,7 +226,7 @@ RUN_KEYS = frozenset(
 
 
 def settings_from_config(
-    finetune: dict,
+    finetune: Mapping,
     run: Run,
     store: str,
     pretrain_checkpoint: str,
@@ -260,7 +262,7 @@ def read_settings(path: str | Path) -> FinetuneSettings:
 CONTEXT_PRETRAIN = "none"
 
 
-def context_settings(finetune: dict, context: dict, store: str) -> FinetuneSettings:
+def context_settings(finetune: Mapping, context: Mapping, store: str) -> FinetuneSettings:
     """The context check of a store (config realism.context_unet): the S1GRD U-Net from
     scratch on `percent` % of its train tiles for `epochs` epochs, with the fine-tuning
     grid's other settings and first seed."""

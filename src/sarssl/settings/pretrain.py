@@ -4,7 +4,8 @@ processes.
 
 What the paper states is taken as stated (student temperature 0.03, teacher temperature
 0.01 -> 0.001 over 5 epochs, center momentum 0.99, learning rate 1e-6, flips and crops
-only); everything else is the original DINO's default and says so.
+only); everything else is the original DINO's default and says so. The config's
+`dino.recipe` (sarssl.settings.recipes) selects DINO's own values instead.
 """
 
 import dataclasses
@@ -15,9 +16,11 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import ConfigError
 from .architectures import is_timm_model
+from .augment import SarAugmentSpec
 from .crops import CropSpec
 from .precision import Precision
 from .probe import ProbeSettings, probe_settings
+from .recipes import PAPER, RECIPES
 
 # The run folder: the latest checkpoint (written atomically, resumed from), the metric rows,
 # the collapse verdict of a finished run and the settings the training processes read.
@@ -35,6 +38,8 @@ class PretrainSettings:
     epochs: int
     batch_size: int  # global, over all processes
     tile_px: int = 448
+    # The recipe whose values the config's dino section starts from (recipes.RECIPES).
+    recipe: str = PAPER
     # Head (DINO's defaults).
     out_dim: int = 65536
     head_hidden_dim: int = 2048
@@ -62,6 +67,8 @@ class PretrainSettings:
     local_px: int = CropSpec.local_px
     local_scale: tuple[float, float] = CropSpec.local_scale
     local_crops: int = CropSpec.local_crops
+    # The SAR photometric augmentation of the views (off: the paper's crops and flips).
+    augment: SarAugmentSpec = field(default_factory=SarAugmentSpec)
     seed: int = 0
     precision: Precision = "auto"
     # Execution.
@@ -77,6 +84,10 @@ class PretrainSettings:
     def __post_init__(self):
         if self.probe.seed != self.seed:  # frozen: set once, here
             object.__setattr__(self, "probe", dataclasses.replace(self.probe, seed=self.seed))
+        if self.recipe not in RECIPES:
+            raise ConfigError(
+                f"pretrain {self.name}: dino.recipe {self.recipe!r} is not one of {list(RECIPES)}"
+            )
         if not is_timm_model(self.architecture):
             raise ConfigError(
                 f"pretrain {self.name}: architecture {self.architecture!r} is not a timm model"
@@ -108,7 +119,13 @@ class PretrainSettings:
     def from_dict(cls, values: dict) -> "PretrainSettings":
         tuples = {"stores", "global_scale", "local_scale"}
         values = {k: tuple(v) if k in tuples else v for k, v in values.items()}
-        return cls(**values | {"probe": ProbeSettings(**values.get("probe", {}))})
+        return cls(
+            **values
+            | {
+                "probe": ProbeSettings(**values.get("probe", {})),
+                "augment": SarAugmentSpec.from_dict(values.get("augment", {})),
+            }
+        )
 
 
 # Settings that change how a run executes, not what it computes: a checkpoint written under
@@ -120,10 +137,10 @@ RUN_KEYS = frozenset({"name", "architecture", "stores", "epochs", "batch_size", 
 
 
 def settings_from_config(
-    run: dict, dino: dict, stores: list[str], tile_px: int, probe: dict | None = None
+    run: Mapping, dino: Mapping, stores: list[str], tile_px: int, probe: Mapping | None = None
 ) -> PretrainSettings:
-    """A pretrain run of the config: the shared dino section (and probe section) with the
-    run's overrides."""
+    """A pretrain run of the config: its recipe's values (sarssl.settings.recipes), under the
+    shared dino section (and probe section), under the run's overrides."""
     overrides = run.get("dino", {})
     # The probe's own settings come from the probe section, never a run's dino overrides.
     tunable = {f.name for f in dataclasses.fields(PretrainSettings)} - RUN_KEYS - {"probe"}
@@ -134,7 +151,13 @@ def settings_from_config(
             f"known keys: {sorted(tunable)}"
         )
     probe = probe or {}
+    recipe = overrides.get("recipe", dino.get("recipe", PAPER))
+    if recipe not in RECIPES:
+        raise ConfigError(
+            f"config pretrain {run['name']}: dino.recipe {recipe!r} is not one of {list(RECIPES)}"
+        )
     values = {
+        **RECIPES[recipe],
         **dino,
         # The probe section's `every`; a run's own dino override beats it.
         **({"probe_every": probe["every"]} if "every" in probe else {}),
@@ -150,17 +173,27 @@ def settings_from_config(
     return PretrainSettings.from_dict(values | {"probe": asdict(probe_settings(probe, seed))})
 
 
+# Each key's default (None for the run's own keys, which have none).
+DEFAULTS = {
+    f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    for f in dataclasses.fields(PretrainSettings)
+    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+}
+
+
 def settings_differ(saved: dict, settings: PretrainSettings) -> list[str]:
     """The keys that compute differently in `saved` settings (a checkpoint's) and these;
-    both as JSON holds them (tuples as lists)."""
+    both as JSON holds them (tuples as lists). A key a checkpoint predates counts as its
+    default, the value the run computed with."""
     saved, current = (json.loads(json.dumps(values)) for values in (saved, settings.as_dict()))
+    defaults = json.loads(json.dumps(DEFAULTS, default=asdict))
     return sorted(
         key
         for key in current.keys() | saved.keys()
         # Run folders written before the probe's settings were nested keep them flat.
         if key not in EXECUTION_ONLY
         and not key.startswith("probe_")
-        and saved.get(key) != current.get(key)
+        and saved.get(key, defaults.get(key)) != current.get(key)
     )
 
 

@@ -5,13 +5,17 @@ it, so scenes are continuous across tile edges. Lattice values are hashed (split
 lattice point of the tile's window and then gathered, which keeps a 448 px tile fast.
 """
 
+from typing import TypeVar
+
 import numpy as np
 from scipy.special import ndtri
 
 GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+# uint64 arrays, or one uint64 (a salt).
+Keys = TypeVar("Keys", np.ndarray, np.uint64)
 
 
-def splitmix(values: np.ndarray) -> np.ndarray:
+def splitmix(values: Keys) -> Keys:
     """splitmix64's finaliser: a well-mixed uint64 of each uint64."""
     with np.errstate(over="ignore"):
         z = values + GOLDEN_GAMMA
