@@ -8,6 +8,6 @@ with job_log(snakemake.log[0]) as log:
     params = snakemake.params
     table = probe_table(params.backbone, params.store, ProbeSettings(**params.settings))
     write_text_atomic(snakemake.output.csv, table.to_csv(index=False))
-    title = f"k-NN probe of patch features, {snakemake.wildcards.pretrain}"
+    title = f"k-NN probe of CLS and patch features, {snakemake.wildcards.pretrain}"
     write_text_atomic(snakemake.output.md, frame_markdown(probe_summary(table), title))
     log.info("\n%s", table.to_string())
