@@ -4,13 +4,11 @@ known FLOP count, the time waited on a loader made slow on purpose."""
 
 import json
 import math
-import time
 
 import pandas as pd
 import pytest
 import torch
 from conftest import tiny_settings
-from torch.utils.data import DataLoader, Dataset
 
 from sarssl.devices import PEAK_ENVIRONMENT, bf16_peak, mfu, peak_flops
 from sarssl.pretrain import (
@@ -141,29 +139,36 @@ def test_the_peak_is_read_from_the_device_name_or_configured(monkeypatch):
     assert peak_flops(torch.device("cpu")) == 0.5e12  # ... unless a peak is configured
 
 
-class SlowTiles(Dataset):
-    """Items that take `seconds` each to read."""
+class Clock:
+    """A clock that moves only when told: the loader's and the step's seconds, exactly."""
 
-    def __init__(self, seconds: float):
-        self.seconds = seconds
+    def __init__(self) -> None:
+        self.now = 0.0
 
-    def __len__(self) -> int:
-        return 64
+    def __call__(self) -> float:
+        return self.now
 
-    def __getitem__(self, position: int) -> int:
-        time.sleep(self.seconds)
-        return position
+
+class SlowLoader:
+    """Batches that each take `seconds` of the clock to arrive."""
+
+    def __init__(self, clock: Clock, seconds: float, batches: int):
+        self.clock, self.seconds, self.count = clock, seconds, batches
+
+    def __iter__(self):
+        for batch in range(self.count):
+            self.clock.now += self.seconds
+            yield batch
 
 
 @pytest.mark.parametrize("step_s", [0.02, 0.06])
 def test_the_data_wait_share_is_the_time_blocked_on_the_loader(step_s):
-    """A batch of 2 items of 10 ms each takes 20 ms to load in the loop's own process;
-    steps of 20 or 60 ms make the wait 1/2 or 1/4 of the wall time."""
-    loader = DataLoader(SlowTiles(0.01), batch_size=2)
-    waits = DataWait()
-    start = time.perf_counter()
-    for _batch in waits.batches(loader):
-        time.sleep(step_s)
-    share = waits.take() / (time.perf_counter() - start)
-    assert share == pytest.approx(0.02 / (0.02 + step_s), abs=0.08)
+    """Batches that take 20 ms to arrive, steps of 20 or 60 ms: the wait is 1/2 or 1/4 of
+    the wall time, on a clock that moves only with them."""
+    clock = Clock()
+    waits = DataWait(clock)
+    for _batch in waits.batches(SlowLoader(clock, 0.02, batches=32)):
+        clock.now += step_s
+    share = waits.take() / clock.now
+    assert share == pytest.approx(0.02 / (0.02 + step_s), rel=1e-9)
     assert waits.take() == 0.0  # taken: counted afresh

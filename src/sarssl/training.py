@@ -180,16 +180,17 @@ class DataWait:
     starve: near zero while the loader keeps up (its prefetched batches are ready), the
     loader's shortfall when it does not."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self.seconds = 0.0
+        self.clock = clock  # seconds; a test gives its own
 
     def batches(self, loader: Iterable[Batch]) -> Iterator[Batch]:
         """The loader's batches; starting its workers counts as waiting too."""
-        start = time.perf_counter()
+        start = self.clock()
         for batch in loader:
-            self.seconds += time.perf_counter() - start
+            self.seconds += self.clock() - start
             yield batch
-            start = time.perf_counter()
+            start = self.clock()
 
     def take(self) -> float:
         """The seconds waited since the last take."""
