@@ -119,3 +119,34 @@ def test_a_recipe_gives_the_values_the_dino_section_and_a_run_override():
     assert overridden.student_temp == 0.03 and overridden.augment.enabled
     with pytest.raises(ConfigError, match="recipe 'byol'"):
         settings_from_config(run, {"recipe": "byol"}, ["s"], 224)
+
+
+def test_the_loader_and_the_device_apply_the_augmentation_of_the_run(tiny_store):
+    """Through the training path (MultiCropTiles -> device_views): with every amount at 0
+    the views are the plain ones; with the defaults they move, by a common offset and noise
+    whose VV-VH channels are the difference of VV's and VH's (in dB)."""
+    from sarssl.data import MultiCropTiles, Normalisation, StoreTiles, split_tiles
+    from sarssl.pretrain import device_views
+
+    tiles = split_tiles(tiny_store, ["train"])[:4]
+    normalisation = Normalisation.of_stores([tiny_store])
+    reader = StoreTiles(tiles, normalisation)
+    spec = CropSpec(global_px=32, local_px=16, local_crops=2)
+    nothing = SarAugmentSpec(True, 0.0, 0.0, 0.0, (0.1, 2.0), (0.0, 0.0, 0.0))
+
+    def views(augment):
+        items = [MultiCropTiles(reader, spec, 0, augment)[0, p] for p in range(len(tiles))]
+        batch = tuple(torch.stack(part) for part in zip(*items, strict=True))
+        cpu = torch.device("cpu")
+        return device_views(batch, cpu, reader.standardise, spec, torch.float32, normalisation)
+
+    torch.manual_seed(0)
+    plain, unchanged, moved = views(None), views(nothing), views(SarAugmentSpec(enabled=True))
+    for view in range(spec.n_crops):
+        torch.testing.assert_close(unchanged[view], plain[view])
+        db = (moved[view] - plain[view]) * torch.as_tensor(normalisation.std)[:, None, None]
+        db = db.reshape(len(tiles), 4, 3, *db.shape[-2:]).float()
+        assert db.abs().mean() > 0.05
+        # Within float16's rounding of the stored channels (0.016 dB steps at 16-32 dB): the
+        # blur acts on the stored VV-VH, which is VV - VH only to that rounding.
+        torch.testing.assert_close(db[:, :, 2], db[:, :, 0] - db[:, :, 1], atol=0.02, rtol=0)

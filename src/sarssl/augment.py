@@ -53,6 +53,9 @@ def channel_mixing() -> torch.Tensor:
     return torch.tensor([weights[channel.split("_", 1)[1]] for channel in CHANNELS])
 
 
+CHANNEL_MIXING = channel_mixing()
+
+
 def shift_and_speckle(
     views: torch.Tensor, parameters: torch.Tensor, channel_scale: torch.Tensor
 ) -> torch.Tensor:
@@ -62,7 +65,7 @@ def shift_and_speckle(
     = 1 / std (channel,). Speckle is zero-mean Gaussian noise in dB, drawn per pixel, season
     and polarisation from the device's generator."""
     batch, channels, height, width = views.shape
-    mixing = channel_mixing().to(views.device)
+    mixing = CHANNEL_MIXING.to(views.device)
     offsets = parameters[:, :2].float() @ mixing.T  # (batch, channel) dB
     noise = torch.randn(batch, len(SEASONS), 2, height, width, device=views.device)
     # Per season: VV, VH, VV-VH from the two polarisations' noise (the channel order).

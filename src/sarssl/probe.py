@@ -206,17 +206,16 @@ class PatchProbe:
                 if per_tile is not None and len(keep) > per_tile:
                     rng = np.random.default_rng([self.settings.seed, position])
                     keep = np.sort(rng.choice(keep, per_tile, replace=False))
-                labelled = {
-                    PATCH: (patches[index][torch.from_numpy(keep).to(device)],
-                            patch_classes[index].reshape(-1)[keep]),
-                    CLS: (cls[index][None], tile_classes[index : index + 1]),
-                }  # fmt: skip
-                for reading, (features, classes) in labelled.items():
-                    classes = classes[classes != IGNORE_INDEX]
-                    features = features[: len(classes)]
-                    rows[reading][0].append(F.normalize(features, dim=-1))
-                    rows[reading][1].append(torch.from_numpy(classes.astype(np.int64)))
-                    rows[reading][2].append(torch.full((len(classes),), position))
+                tile_class = tile_classes[index : index + 1]
+                labelled = {  # per reading: its features, classes and the labelled ones
+                    PATCH: (patches[index], patch_classes[index].reshape(-1), keep),
+                    CLS: (cls[index][None], tile_class, np.flatnonzero(tile_class != IGNORE_INDEX)),
+                }
+                for reading, (features, classes, kept) in labelled.items():
+                    kept_rows = features[torch.from_numpy(kept).to(device)]
+                    rows[reading][0].append(F.normalize(kept_rows, dim=-1))
+                    rows[reading][1].append(torch.from_numpy(classes[kept].astype(np.int64)))
+                    rows[reading][2].append(torch.full((len(kept),), position))
         return {reading: Features.of(*parts, backbone.num_features, device)
                 for reading, parts in rows.items()}  # fmt: skip
 
