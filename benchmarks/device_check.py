@@ -58,17 +58,13 @@ import torch
 from dino_step import crops_for, make_trainer, step_settings, synchronize, time_steps
 from loader import AOI_WKT, build_store, device_ms
 
-from sarssl.attention_maps import extract_attention_maps
-from sarssl.backbone import create_backbone, read_checkpoint
-from sarssl.data import MultiCropTiles, Normalisation, StepBatches, StoreTiles, make_loader
-from sarssl.data import split_tiles as store_tiles
 from sarssl.dataset.bands import CHANNELS
 from sarssl.dataset.storeinfo import StoreInfo
 from sarssl.dataset.worldcover import NUM_CLASSES
 from sarssl.devices import PEAK_ENVIRONMENT, device_description, mfu, peak_flops, peak_memory_gb
-from sarssl.finetune import make_optimizer, segmentation_model, train_epoch
-from sarssl.pretrain import device_views, pretrain_flops_per_tile, train
-from sarssl.probe import RANDOM_INIT, READINGS, probe_table
+from sarssl.evaluation.attention_maps import extract_attention_maps
+from sarssl.evaluation.probe import RANDOM_INIT, READINGS, probe_table
+from sarssl.models.backbone import create_backbone, read_checkpoint
 from sarssl.settings.finetune import (
     MODEL_ATTENTION_INPUTS,
     MODEL_INITS,
@@ -84,7 +80,11 @@ from sarssl.settings.pretrain import (
 )
 from sarssl.settings.probe import ProbeSettings
 from sarssl.settings.recipes import DINO, DINO_RECIPE, scaled_to_run
-from sarssl.training import DataWait
+from sarssl.tiles.loader import MultiCropTiles, Normalisation, StepBatches, StoreTiles, make_loader
+from sarssl.tiles.loader import split_tiles as store_tiles
+from sarssl.training.finetune import make_optimizer, segmentation_model, train_epoch
+from sarssl.training.pretrain import device_views, pretrain_flops_per_tile, train
+from sarssl.training.utils import DataWait
 
 SPLITS = ["train", "val", "test"]
 VARIANTS = {"eager": False, "compile": True}

@@ -26,9 +26,9 @@ import torch
 
 from sarssl.dataset.bands import CHANNELS
 from sarssl.devices import bf16_peak, default_device, device_description
-from sarssl.pretrain import DINOTrainer
 from sarssl.settings.pretrain import PretrainSettings
-from sarssl.training import counted_flops
+from sarssl.training.pretrain import DINOTrainer
+from sarssl.training.utils import counted_flops
 
 
 @torch.no_grad()

@@ -56,7 +56,7 @@ from matplotlib.figure import Figure
 from scipy import stats as scipy_stats
 
 from sarssl import paths
-from sarssl.probe import RANDOM_INIT, READINGS
+from sarssl.evaluation.probe import RANDOM_INIT, READINGS
 from sarssl.settings.finetune import Init, Model, Run, grid_seeds, run_file
 from sarssl.settings.recipes import DINO, DINO_RECIPE, scaled_to_run
 from sarssl.settings.separability import CONTEXT_INPUT
@@ -110,6 +110,26 @@ def variants(batch_size: int, epochs: int = 10, train_tiles: int = TRAIN_TILES) 
 VARIANTS = tuple(variants(8))
 
 
+def runs(args: argparse.Namespace) -> dict[str, tuple[str, int]]:
+    """Each pre-training of the benchmark: its name -> (variant, epochs). With --budgets,
+    every variant once per budget (its schedules scaled to that run's length, as DINO's
+    are to its own), else once at --epochs."""
+    if not args.budgets:
+        return {name: (name, args.epochs) for name in args.variants}
+    return {
+        f"{name}-e{epochs}": (name, epochs)
+        for name in args.variants
+        for epochs in sorted(args.budgets)
+    }
+
+
+def finetuned_run(args: argparse.Namespace) -> str:
+    """The pre-training the fine-tuning comparison reads: the first variant's largest budget."""
+    ladder = runs(args)
+    first = [name for name, (variant, _) in ladder.items() if variant == args.variants[0]]
+    return max(first, key=lambda name: ladder[name][1])
+
+
 def config(args: argparse.Namespace, wkt: Path) -> dict:
     demo = yaml.safe_load((REPO / "config/config.yaml").read_text())
     return {
@@ -122,15 +142,14 @@ def config(args: argparse.Namespace, wkt: Path) -> dict:
                 "name": f"learning-{name}",
                 "architecture": "vit_tiny_patch16_224",
                 "aois": ["learning"],
-                "epochs": args.epochs,
+                "epochs": epochs,
                 "batch_size": args.batch_size,
                 "threads": 2,
                 "mem_mb": 8000,
                 "runtime": 600,
-                "dino": overrides,
+                "dino": variants(args.batch_size, epochs)[variant],
             }
-            for name, overrides in variants(args.batch_size, args.epochs).items()
-            if name in args.variants
+            for name, (variant, epochs) in runs(args).items()
         ],
         "dino": {**demo["dino"], "checkpoint_every": 50, "log_every": 5},
         # Every val and test tile is probed (the AOI has 50 and 59).
@@ -146,7 +165,7 @@ def config(args: argparse.Namespace, wkt: Path) -> dict:
         "finetune": {
             **{k: v for k, v in demo["finetune"].items() if k not in ("pretrain", "unet_baseline")},
             "aoi": "learning",
-            "pretrain": [f"learning-{args.variants[0]}"],
+            "pretrain": [f"learning-{finetuned_run(args)}"],
             "percents": args.finetune_percents,
             "encodings": ["tokens"],
             "inits": [Init.SCRATCH.value, Init.FINETUNED.value],
@@ -296,6 +315,30 @@ def plot(curves: dict[str, pd.DataFrame], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+def ladder_plot(table: pd.DataFrame, ladder: dict[str, tuple[str, int]], path: Path) -> None:
+    """The teacher's MIoU gain over random init against the steps of each budget, per
+    variant, reading and split, with the paired tile-bootstrap 95 % intervals."""
+    table = table.assign(name=table["variant"])
+    table["variant"] = [ladder[name][0] for name in table["name"]]
+    panels = [(split, reading) for split in ("val", "test") for reading in READINGS]
+    figure = Figure(figsize=(4.2 * len(panels), 3.4))
+    axes = figure.subplots(1, len(panels), sharey=True)
+    for axis, (split, reading) in zip(axes, panels, strict=True):
+        cells = table[(table["split"] == split) & (table["reading"] == reading)]
+        for variant, rows in cells.groupby("variant", sort=False):
+            rows = rows.sort_values("steps")
+            low = rows["miou_gain_points"] - rows["miou_gain_points_low"]
+            high = rows["miou_gain_points_high"] - rows["miou_gain_points"]
+            axis.errorbar(rows["steps"], rows["miou_gain_points"], yerr=[low, high],
+                          marker="o", capsize=3, label=variant)  # fmt: skip
+        axis.axhline(0, color="grey", linewidth=0.8)
+        axis.set(title=f"{reading} reading, {split}", xlabel="steps", xscale="log")
+    axes[0].set_ylabel("MIoU gain over random init (points)")
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -304,6 +347,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks")
     parser.add_argument("--tile-px", type=int, default=224)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument(
+        "--budgets",
+        nargs="+",
+        type=int,
+        help="epochs: one pre-training of each variant per budget (the compute ladder)",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--finetune-percents", nargs=2, type=float, default=[5.0, 20.0])
@@ -326,7 +375,7 @@ def main() -> None:
     if not args.summary_only:
         wkt.write_text(AOI_WKT)
         configfile.write_text(yaml.safe_dump(config(args, wkt)))
-        targets = [f"results/tables/probe_learning-{name}.csv" for name in args.variants]
+        targets = [f"results/tables/probe_learning-{name}.csv" for name in runs(args)]
         if not args.probe_only:
             targets += ["results/tables/runs.csv", "results/tables/separability_learning.csv"]
             targets += unet_targets(args)
@@ -340,13 +389,16 @@ def main() -> None:
         print(f"machine: {platform.processor() or platform.machine()}, {platform.platform()}; "
               f"{minutes:.1f} min; tile {args.tile_px} px, "
               f"{args.epochs} epochs of batch {args.batch_size}")  # fmt: skip
-    table, curves = summary(args.workdir, args.variants)
+    table, curves = summary(args.workdir, list(runs(args)))
     args.out.mkdir(parents=True, exist_ok=True)
     plot(curves, args.out / "learning_curves.png")
     stats = yaml.safe_load((args.workdir / "results/learning/stats.json").read_text())
     print(f"tiles {stats['tiles']}")
     print(table.to_markdown(index=False, floatfmt=".3f"))
-    print(references(args.workdir, args.variants[0]).to_markdown(index=False, floatfmt=".3f"))
+    references_table = references(args.workdir, finetuned_run(args))
+    print(references_table.to_markdown(index=False, floatfmt=".3f"))
+    if args.budgets:
+        ladder_plot(table, runs(args), args.out / "learning_ladder.png")
     if not args.probe_only:
         print(finetune_summary(args.workdir).to_markdown(index=False))
         print(context_summary(args.workdir, args).to_markdown(index=False, floatfmt=".3f"))

@@ -5,12 +5,12 @@ cores per GPU that ViT-Tiny and ViT-Base need at their throughput goals.
 - `before`: the worker of the first pipeline (read the float16 tile, standardise it to
   float32, resample the 2 + 8 multi-crop views on the CPU with torch's antialiased bicubic
   interpolation, one call per view), written out here as the baseline;
-- `after`: today's worker (`sarssl.data.MultiCropTiles`): read the stored tile and draw the
+- `after`: today's worker (`sarssl.tiles.loader.MultiCropTiles`): read the stored tile and draw the
   crop boxes and flips;
-- `device`: `sarssl.pretrain.device_views` on a batch (standardise and resample the views
+- `device`: `sarssl.training.pretrain.device_views` on a batch (standardise and resample the views
   batched), on the CPU here and on a GPU when there is one;
 - `sampler`: the batch sampler's cost per step at the paper's second run's 1.1 M tiles, today's
-  (`sarssl.data.StepBatches`, one permutation per epoch) against the first pipeline's, which
+  (`sarssl.tiles.loader.StepBatches`, one permutation per epoch) against the first pipeline's, which
   drew the permutation of every tile at every step;
 - `store dtypes`: the same AOI built as float32, float16, uint8 and uint16
   (`data.store_dtype`): bytes per tile on disk, the error of the dB that `xr.open_zarr`
@@ -40,16 +40,16 @@ import torch.nn.functional as F
 import xarray as xr
 import yaml
 
-from sarssl.data import MultiCropTiles, Normalisation, StepBatches, StoreTiles, split_tiles
 from sarssl.dataset.quantise import STORE_DTYPES
 from sarssl.devices import default_device
-from sarssl.multicrop import crop_params
-from sarssl.pretrain import device_views
 from sarssl.settings.crops import CropSpec
+from sarssl.tiles.loader import MultiCropTiles, Normalisation, StepBatches, StoreTiles, split_tiles
+from sarssl.tiles.multicrop import crop_params
+from sarssl.training.pretrain import device_views
 
 REPO = Path(__file__).resolve().parents[1]
 AOI_WKT = "POLYGON ((-1.15 41.55, -0.88 41.55, -0.88 41.75, -1.15 41.75, -1.15 41.55))"
-# Throughput goals per H100 at the compass MFU (issue #13): tiles per second.
+# Throughput goals per H100 at the MFU of the cost plan (sarssl plan): tiles per second.
 GOALS = {"ViT-Tiny (25 % MFU)": 1450, "ViT-Base (40 % MFU)": 210}
 
 

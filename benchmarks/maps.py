@@ -2,7 +2,7 @@
 held whole in memory.
 
 Methods, both writing the same COG from the same tiles:
-- `sarssl`: `sarssl.maps.mosaic.write_class_mosaic`, each tile reprojected into its window
+- `sarssl`: `sarssl.maps.products.write_class_mosaic`, each tile reprojected into its window
   of a scratch tiled GeoTIFF, then GDAL's COG driver (what the pipeline runs);
 - `in_memory`: the whole mosaic as one array, every tile reprojected into its window of it
   (the same per-tile work), then written as a COG at once, as a first script would.
@@ -35,15 +35,9 @@ from rasterio.warp import reproject
 from rio_cogeo.cogeo import cog_validate
 
 from sarssl.dataset.worldcover import CLASSES
-from sarssl.maps.mosaic import (
-    CLASS_NODATA,
-    COG_OPTIONS,
-    Footprint,
-    MosaicGrid,
-    mosaic_grid,
-    worldcover_colormap,
-    write_class_mosaic,
-)
+from sarssl.maps.cog import COG_OPTIONS
+from sarssl.maps.grid import Footprint, MosaicGrid, mosaic_grid
+from sarssl.maps.products import CLASS_NODATA, worldcover_colormap, write_class_mosaic
 
 TILE_PX = 448
 PIXEL_DEG = 1e-4  # ~10 m

@@ -1,4 +1,4 @@
-"""Is the synthetic source realistic enough? The realism benchmark of issue 19 (not a test).
+"""Is the synthetic source realistic enough? The realism benchmark (not a test).
 
 Reads a finished workdir (the repository's own after `snakemake --cores all`: its
 results/tables/separability_{aoi}.csv, results/tables/runs.csv and the AOI's store), draws
@@ -13,7 +13,7 @@ the realism figure again beside the real Sentinel-1 chip, and prints a Markdown 
   against the real chip as it is (single date) and after a boxcar (about a seasonal mean's
   speckle);
 - the goals: no per-pixel classifier above 0.30 MIoU, and the context check's U-Net at least
-  5 points above the best per-pixel classifier (sarssl.separability.goal_lines).
+  5 points above the best per-pixel classifier (sarssl.evaluation.separability.goal_lines).
 
 Usage (seconds):
 
@@ -27,9 +27,9 @@ from pathlib import Path
 import pandas as pd
 
 from sarssl import paths
-from sarssl.realism import compare, realism_figure
-from sarssl.results import frame_markdown, percent
-from sarssl.separability import goal_lines
+from sarssl.evaluation.separability import goal_lines
+from sarssl.outputs.realism import compare, realism_figure
+from sarssl.outputs.tables import frame_markdown, percent
 from sarssl.settings.finetune import Init, Model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def main() -> None:
 
     columns = ["input", "classifier", "accuracy", "miou", "test_samples"]
     sections = [
-        f"## Realism of the synthetic source, {args.aoi} (issue 19)",
+        f"## Realism of the synthetic source, {args.aoi}",
         "",
         frame_markdown(separability[columns], "Separability without context (test split)"),
         frame_markdown(

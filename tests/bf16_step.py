@@ -11,7 +11,7 @@ import torch
 from conftest import tiny_settings
 from test_pretrain import first_batch
 
-from sarssl.pretrain import DINOTrainer, device_views
+from sarssl.training.pretrain import DINOTrainer, device_views
 
 
 def step_losses(store: Path) -> dict:

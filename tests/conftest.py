@@ -25,6 +25,10 @@ from sarssl.dataset.synthetic import write_synthetic_shard
 TESTS = Path(__file__).resolve().parent  # also the home of the tests' helper modules
 REPO = TESTS.parent
 REAL_DATA = REPO.parent / "shared" / "data" / "real"
+# The Sentinel-1 chip and its hand label, kept in the repository (tests/data/sen1floods11).
+SEN1FLOODS11 = REPO / "tests" / "data" / "sen1floods11"
+S1_CHIP = SEN1FLOODS11 / "Spain_7370579_S1Hand.tif"
+S1_LABELS = SEN1FLOODS11 / "Spain_7370579_LabelHand.tif"
 TEST_TILE_PX = 32
 TEST_PIXEL_M = 10
 SEED = 39
@@ -205,8 +209,8 @@ def tiny_store_uint8(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_store, tmp_path_factory) -> Path:
     """A ViT-Tiny pre-trained on the tiny store for one epoch (shared, read-only)."""
-    from sarssl.pretrain import train
     from sarssl.settings.pretrain import CHECKPOINT_NAME
+    from sarssl.training.pretrain import train
 
     folder = tmp_path_factory.mktemp("tiny-pretrain")
     train(tiny_settings(tiny_store, name="tiny-vit", epochs=1), folder)

@@ -4,7 +4,7 @@ import pytest
 import timm
 import torch
 
-from sarssl.attention import cls_attention
+from sarssl.models.attention import cls_attention
 
 
 def explicit_cls_attention(model, images):

@@ -1,5 +1,5 @@
-"""Attention maps of every tile (sarssl.attention_maps): to Zarr, and georeferenced GeoTIFFs
-on their tiles."""
+"""Attention maps of every tile (sarssl.evaluation.attention_maps): to Zarr, and
+georeferenced GeoTIFFs on their tiles."""
 
 from pathlib import Path
 
@@ -8,14 +8,14 @@ import rasterio
 import torch
 import xarray as xr
 
-from sarssl.attention import cls_attention
-from sarssl.attention_maps import extract_attention_maps
-from sarssl.backbone import load_backbone
-from sarssl.data import (
+from sarssl.dataset.store import open_store, tile_transform
+from sarssl.evaluation.attention_maps import extract_attention_maps
+from sarssl.models.attention import cls_attention
+from sarssl.models.backbone import load_backbone
+from sarssl.tiles.loader import (
     StoreTiles,
     split_tiles,
 )
-from sarssl.dataset.store import open_store, tile_transform
 
 
 def test_attention_maps_of_every_tile_to_zarr_and_georeferenced_geotiffs(

@@ -1,4 +1,4 @@
-"""The SAR photometric augmentation (sarssl.augment) against values worked out by hand from
+"""The SAR photometric augmentation (sarssl.tiles.augment) against values worked out by hand from
 its definition: offsets in dB through the standardisation, VV-VH as the difference of the
 polarisations' changes, the speckle's sd, a blur that keeps the mean, the crops unchanged by
 switching it on, and DINO's recipe scaled to a short run (sarssl.settings.recipes)."""
@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from sarssl.augment import PARAMETERS, blur_matrices, draw_photometric, shift_and_speckle
 from sarssl.dataset.bands import CHANNELS
-from sarssl.multicrop import crop_batch, crop_params
 from sarssl.settings.augment import SarAugmentSpec
 from sarssl.settings.crops import CropSpec
 from sarssl.settings.recipes import DINO_RECIPE, scaled_to_run
+from sarssl.tiles.augment import PARAMETERS, blur_matrices, draw_photometric, shift_and_speckle
+from sarssl.tiles.multicrop import crop_batch, crop_params
 
 STD = torch.tensor([2.0, 4.0, 5.0] * 4)  # dB per standardised unit, per channel
 
@@ -125,8 +125,8 @@ def test_the_loader_and_the_device_apply_the_augmentation_of_the_run(tiny_store)
     """Through the training path (MultiCropTiles -> device_views): with every amount at 0
     the views are the plain ones; with the defaults they move, by a common offset and noise
     whose VV-VH channels are the difference of VV's and VH's (in dB)."""
-    from sarssl.data import MultiCropTiles, Normalisation, StoreTiles, split_tiles
-    from sarssl.pretrain import device_views
+    from sarssl.tiles.loader import MultiCropTiles, Normalisation, StoreTiles, split_tiles
+    from sarssl.training.pretrain import device_views
 
     tiles = split_tiles(tiny_store, ["train"])[:4]
     normalisation = Normalisation.of_stores([tiny_store])

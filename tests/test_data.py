@@ -1,17 +1,17 @@
-"""Pre-training data (sarssl.data): the step batches and their epoch order, pooled
+"""Pre-training data (sarssl.tiles.loader): the step batches and their epoch order, pooled
 normalisation, tiles read with the train statistics."""
 
 import numpy as np
 import pytest
 
-from sarssl.data import (
+from sarssl.dataset.store import open_store
+from sarssl.errors import ConfigError
+from sarssl.tiles.loader import (
     Normalisation,
     StepBatches,
     StoreTiles,
     split_tiles,
 )
-from sarssl.dataset.store import open_store
-from sarssl.errors import ConfigError
 
 
 def test_each_step_batch_is_split_across_ranks_and_epochs_are_permutations():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sarssl.dino import (
+from sarssl.models.dino import (
     DINOHead,
     DINOLoss,
     cosine_schedule,

@@ -1,10 +1,10 @@
-"""Emergent segmentation scores (sarssl.emergent) against values worked out by hand."""
+"""Emergent segmentation scores (sarssl.evaluation.emergent) against values worked out by hand."""
 
 import numpy as np
 import pytest
 
 from sarssl.dataset.worldcover import IGNORE_INDEX
-from sarssl.emergent import (
+from sarssl.evaluation.emergent import (
     head_scores,
     normalised_mutual_information,
     quantile_bins,

@@ -14,16 +14,16 @@ import pytest
 import torch
 from conftest import TEST_TILE_PX
 
-from sarssl.backbone import load_backbone, load_checkpoint
-from sarssl.data import StoreTiles, split_tiles
 from sarssl.dataset.bands import CHANNELS
 from sarssl.errors import ConfigError
-from sarssl.export import ExportError, export_backbone
-from sarssl.export_format import DataDescription, read_export
-from sarssl.finetune import finetune
-from sarssl.model_card import hardware_use
+from sarssl.models.backbone import load_backbone, load_checkpoint
+from sarssl.outputs.export import ExportError, export_backbone
+from sarssl.outputs.export_format import DataDescription, read_export
+from sarssl.outputs.model_card import hardware_use
 from sarssl.settings.finetune import FinetuneSettings
-from sarssl.training import CollapseVerdict
+from sarssl.tiles.loader import StoreTiles, split_tiles
+from sarssl.training.finetune import finetune
+from sarssl.training.utils import CollapseVerdict
 
 DATA = DataDescription(
     aois=["tiny"],

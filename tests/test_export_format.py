@@ -9,7 +9,7 @@ import pytest
 
 from sarssl.dataset.storeinfo import StoreInfo
 from sarssl.errors import SarsslError
-from sarssl.export_format import describe_data
+from sarssl.outputs.export_format import describe_data
 
 SPLIT = {"nbands": 5, "angle": 0.0, "fractions": {"train": 0.6, "val": 0.2, "test": 0.2}}
 
@@ -55,7 +55,7 @@ def test_stores_of_other_years_or_of_none_are_not_described_as_one(tiny_info):
 
 def test_the_format_module_imports_neither_torch_nor_timm_nor_pandas():
     code = (
-        "import sys, sarssl.export_format\n"
+        "import sys, sarssl.outputs.export_format\n"
         "loaded = {name.partition('.')[0] for name in sys.modules}\n"
         "print(sorted(loaded & {'torch', 'timm', 'safetensors', 'pandas'}))\n"
     )

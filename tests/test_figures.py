@@ -1,11 +1,11 @@
-"""Figures (sarssl.figures): PNGs in the WorldCover colours."""
+"""Figures (sarssl.outputs.figures): PNGs in the WorldCover colours."""
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from sarssl import figures
 from sarssl.dataset.worldcover import CLASSES, IGNORE_INDEX, NUM_CLASSES
+from sarssl.outputs import figures
 
 FRACTIONS = [0.1, 1.0]
 

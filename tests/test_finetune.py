@@ -1,4 +1,4 @@
-"""Fine-tuning (sarssl.finetune): frozen backbones unchanged, gradients reaching a
+"""Fine-tuning (sarssl.training.finetune): frozen backbones unchanged, gradients reaching a
 fine-tuned backbone, reproducible runs, stored maps of other tiles refused, the attention
 maps read on their grid or upsampled through the baseline's U-Net."""
 
@@ -9,11 +9,13 @@ import torch
 import zarr
 from conftest import TEST_TILE_PX
 
-from sarssl.backbone import create_backbone, load_checkpoint
-from sarssl.data import StoreTiles, split_tiles
 from sarssl.dataset.worldcover import NUM_CLASSES
 from sarssl.errors import ConfigError
-from sarssl.finetune import (
+from sarssl.models.backbone import create_backbone, load_checkpoint
+from sarssl.models.segmentation import TileUNet
+from sarssl.settings.finetune import FinetuneSettings, Run, settings_from_config, subset_size
+from sarssl.tiles.loader import StoreTiles, split_tiles
+from sarssl.training.finetune import (
     SegmentationTiles,
     build_model,
     finetune,
@@ -22,8 +24,6 @@ from sarssl.finetune import (
     segmentation_model,
     train_epoch,
 )
-from sarssl.segmentation import TileUNet
-from sarssl.settings.finetune import FinetuneSettings, Run, settings_from_config, subset_size
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_a_run_is_reproducible_on_the_cpu(pretrained):
 
 
 def test_a_stored_map_run_rejects_maps_of_other_tiles(pretrained, tmp_path):
-    from sarssl.attention_maps import extract_attention_maps
+    from sarssl.evaluation.attention_maps import extract_attention_maps
 
     store, checkpoint = pretrained
     maps = tmp_path / "maps.zarr"

@@ -1,6 +1,6 @@
-"""AOI-wide COG mosaics (sarssl.maps.mosaic): tiles placed by their own transforms on one
-EPSG:4326 grid, nodata off the valid tiles, colours, class names, band descriptions,
-overviews, valid COGs, and shards mosaicked by a VRT."""
+"""AOI-wide COG mosaics (sarssl.maps: grid, cog, vrt, products): tiles placed by their own
+transforms on one EPSG:4326 grid, nodata off the valid tiles, colours, class names, band
+descriptions, overviews, valid COGs, and shards mosaicked by a VRT."""
 
 import dataclasses
 import json
@@ -16,12 +16,10 @@ from rio_cogeo.cogeo import cog_validate
 
 from sarssl.dataset.store import write_coordinate
 from sarssl.dataset.worldcover import CLASSES, IGNORE_INDEX
-from sarssl.maps.mosaic import (
-    Footprint,
-    TileFootprints,
+from sarssl.maps.grid import Footprint, TileFootprints, mosaic_grid
+from sarssl.maps.products import (
     array_reader,
     class_codes,
-    mosaic_grid,
     quicklook_rgb,
     quicklook_stretch,
     s1_db_reader,
@@ -29,8 +27,8 @@ from sarssl.maps.mosaic import (
     write_attention_mosaic,
     write_class_mosaic,
     write_quicklook_mosaic,
-    write_vrt,
 )
+from sarssl.maps.vrt import write_vrt
 
 BLOCK = 16  # small internal tiles, so that the tiny mosaics get overviews
 
@@ -295,8 +293,8 @@ def test_quicklook_of_the_tiny_store_stretched_by_a_sample(tiny_store, tmp_path)
 
 
 def test_attention_map_store_tiles_rejected_ones_placed_by_their_bounds(tmp_path):
-    """An attention-map store as sarssl.attention_maps writes it: 2 x 2 tokens per tile; the
-    rejected tile records no transform."""
+    """An attention-map store as sarssl.evaluation.attention_maps writes it: 2 x 2 tokens per
+    tile; the rejected tile records no transform."""
     path = tmp_path / "maps.zarr"
     group = zarr.open_group(path, mode="w", zarr_format=3)
     maps = np.arange(12, dtype="float32").reshape(3, 1, 2, 2)

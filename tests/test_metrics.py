@@ -1,4 +1,4 @@
-"""MIoU from one confusion matrix (sarssl.metrics), against hand values and torchmetrics;
+"""MIoU from one confusion matrix (sarssl.evaluation.metrics), against hand values and torchmetrics;
 the tile bootstrap against resamples that can be enumerated."""
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
 from sarssl.dataset.worldcover import IGNORE_INDEX, NUM_CLASSES
-from sarssl.metrics import (
+from sarssl.evaluation.metrics import (
     ConfusionMatrix,
     accuracy,
     mean_iou,

@@ -1,9 +1,9 @@
 """The model card, section by section: the card is its sections in order, each a heading
 and its lines ending blank, and the DINO table compares a run with the original DINO."""
 
-from sarssl.checkpoint import Checkpoint
-from sarssl.export_format import DINO_WHERE_THE_PAPER_DIFFERS, DataDescription
-from sarssl.model_card import (
+from sarssl.models.checkpoint import Checkpoint
+from sarssl.outputs.export_format import DINO_WHERE_THE_PAPER_DIFFERS, DataDescription
+from sarssl.outputs.model_card import (
     data_section,
     dino_differences,
     evaluation_section,

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sarssl.multicrop import crop_batch, crop_box, crop_params
 from sarssl.settings.crops import CropSpec
+from sarssl.tiles.multicrop import crop_batch, crop_box, crop_params
 
 
 @pytest.mark.parametrize("scale", [(0.4, 1.0), (0.05, 0.4)])

@@ -9,11 +9,11 @@ import torch
 import yaml
 from conftest import REPO
 
-from sarssl import plan as cost
-from sarssl.backbone import create_backbone
 from sarssl.cli import main
+from sarssl.models.backbone import create_backbone
+from sarssl.outputs import plan as cost
 from sarssl.settings.pretrain import PretrainSettings
-from sarssl.training import counted_flops
+from sarssl.training.utils import counted_flops
 
 
 def test_counted_vit_flops_follow_the_transformer_formula():

@@ -1,4 +1,4 @@
-"""DINO pre-training (sarssl.pretrain): schedules, the training loop's metrics, collapse
+"""DINO pre-training (sarssl.training.pretrain): schedules, the training loop's metrics, collapse
 verdict and frozen last layer, checkpoints that resume after kill -9, DDP (gloo, two
 processes) and two nodes against one process, non-finite loss, bf16 and compile on the CPU.
 Small tiles and a small head keep each run to seconds."""
@@ -19,8 +19,15 @@ import pytest
 import torch
 from conftest import tiny_settings
 
-from sarssl.backbone import load_checkpoint
-from sarssl.data import (
+from sarssl.dataset.quantise import ChannelCoding
+from sarssl.dataset.storeinfo import StoreInfo
+from sarssl.devices import PEAK_ENVIRONMENT
+from sarssl.errors import ConfigError
+from sarssl.launch import RENDEZVOUS_PORT, launcher_commands
+from sarssl.models.backbone import load_checkpoint
+from sarssl.models.dino import DINOLoss
+from sarssl.settings.pretrain import CHECKPOINT_NAME, COLLAPSE_NAME, PretrainSettings
+from sarssl.tiles.loader import (
     MultiCropTiles,
     Normalisation,
     Standardiser,
@@ -29,13 +36,7 @@ from sarssl.data import (
     make_loader,
     split_tiles,
 )
-from sarssl.dataset.quantise import ChannelCoding
-from sarssl.dataset.storeinfo import StoreInfo
-from sarssl.devices import PEAK_ENVIRONMENT
-from sarssl.dino import DINOLoss
-from sarssl.errors import ConfigError
-from sarssl.launch import RENDEZVOUS_PORT, launcher_commands
-from sarssl.pretrain import (
+from sarssl.training.pretrain import (
     DINOTrainer,
     NonFiniteLossError,
     Schedules,
@@ -44,8 +45,7 @@ from sarssl.pretrain import (
     device_views,
     train,
 )
-from sarssl.settings.pretrain import CHECKPOINT_NAME, COLLAPSE_NAME, PretrainSettings
-from sarssl.training import CollapseVerdict, collapse_verdict
+from sarssl.training.utils import CollapseVerdict, collapse_verdict
 
 
 def test_learning_rate_is_scaled_by_the_batch_and_the_teacher_temperature_warms_up(tiny_store):
@@ -102,6 +102,10 @@ def test_training_logs_metrics_and_keeps_the_last_layer_frozen_as_configured(
     assert not torch.allclose(state["student"][block], initial[block])
     # The teacher is an average of students, not the student.
     assert not torch.equal(state["teacher"][block], state["student"][block])
+    # The file holds tensors, numbers and strings only, no object of a sarssl class: it
+    # loads without sarssl's modules, so moving a module never orphans a checkpoint.
+    plain = torch.load(tmp_path / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
+    assert plain.keys() == state.keys()
 
 
 def test_a_teacher_made_uniform_by_its_temperature_is_flagged_as_full_collapse(
@@ -255,7 +259,7 @@ def first_batch(
 
 # oneDNN's bf16 on a CPU: native where the CPU has AMX or AVX512-BF16 (as a GPU computes
 # bf16), emulated in float32 with ONEDNN_MAX_CPU_ISA=AVX512_CORE. Native bf16 once put one
-# step's loss 28 % off float32 (sarssl.backbone.Float32PatchEmbed says why).
+# step's loss 28 % off float32 (sarssl.models.backbone.Float32PatchEmbed says why).
 ONEDNN_ISAS = {"native": None, "emulated": "AVX512_CORE"}
 
 

@@ -11,11 +11,8 @@ import torch.nn.functional as F
 from conftest import TEST_TILE_PX
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
-from sarssl.backbone import create_backbone
-from sarssl.data import Normalisation, split_tiles
 from sarssl.dataset.worldcover import IGNORE_INDEX, NUM_CLASSES
-from sarssl.dino import collapse_indicators
-from sarssl.probe import (
+from sarssl.evaluation.probe import (
     CLS,
     PATCH,
     RANDOM_INIT,
@@ -31,7 +28,10 @@ from sarssl.probe import (
     scores_of,
     tile_labels,
 )
+from sarssl.models.backbone import create_backbone
+from sarssl.models.dino import collapse_indicators
 from sarssl.settings.probe import ProbeSettings
+from sarssl.tiles.loader import Normalisation, split_tiles
 
 
 def unit(x: torch.Tensor) -> torch.Tensor:

@@ -92,3 +92,49 @@ def test_no_code_gives_a_settings_key_a_default_of_its_own():
         if key in keys and re.fullmatch(LITERAL, default.strip())
     ]
     assert not found, f"second homes of a settings default: {found}"
+
+
+# A read of the config that bypasses Config: Snakemake's `config` dict, or a mapping Config
+# holds, subscripted or asked with .get, or an AOI entry subscripted.
+RAW_CONFIG_READ = re.compile(
+    r"\bconfig\s*(\[|\.get\b)"
+    r"|\bCONFIG\.(values|data|finetune_section|pretrain_runs)\b"
+    r"|\bCONFIG\.aoi\([^)]*\)\s*\["
+    r"|\bsnakemake\.config\b"
+)
+
+
+def raw_config_reads(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if RAW_CONFIG_READ.search(line)]
+
+
+def test_the_raw_config_reads_are_recognised():
+    """The pattern of the next test, on reads that bypass Config and on reads through it."""
+    raw = [
+        'nbands=config["split"]["nbands"],',
+        'seed=config.get("seed", 0)',
+        'aoi=CONFIG.finetune_section["aoi"]',
+        'wkt=CONFIG.aoi(wildcards.aoi)["wkt"]',
+        'threads = snakemake.config["data"]["threads"]',
+    ]
+    through_config = [
+        "CONFIG = Config.checked(config, workflow.source_path(SCHEMA))",
+        "**CONFIG.split_bands(),",
+        'threads: CONFIG.job("probe").threads',
+        'configfile: "config/config.yaml"',
+    ]
+    assert raw_config_reads("\n".join(raw)) == raw
+    assert raw_config_reads("\n".join(through_config)) == []
+
+
+def test_the_workflow_reads_the_config_only_through_config():
+    """Rules, their helpers and scripts ask Config (sarssl.settings.config), which
+    translates each key in one place; a raw read would be a second translation."""
+    sources = [REPO / "Snakefile", *(REPO / "workflow").rglob("*.smk")]
+    sources += (REPO / "workflow" / "scripts").glob("*.py")
+    found = {
+        str(path.relative_to(REPO)): reads
+        for path in sources
+        if (reads := raw_config_reads(path.read_text()))
+    }
+    assert not found, f"raw config reads: {found}"

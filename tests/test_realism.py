@@ -4,12 +4,11 @@ with and without the real chip."""
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REAL_DATA
+from conftest import S1_CHIP
 from rasterio.transform import from_origin
 
-from sarssl.realism import boxcar, compare, pixel_metres, realism_figure, semivariogram
+from sarssl.outputs.realism import boxcar, compare, pixel_metres, realism_figure, semivariogram
 
-S1_CHIP = REAL_DATA / "sen1floods11" / "Spain_7370579_S1Hand.tif"
 TABLE = pd.DataFrame(
     {"input": ["pixel", "pixel"], "classifier": ["majority class", "LDA"], "miou": [0.05, 0.4]}
 )
@@ -59,7 +58,6 @@ def test_figure_without_the_real_chip_says_so(tiny_store, tmp_path):
     assert (tmp_path / "realism.png").stat().st_size > 0
 
 
-@pytest.mark.skipif(not S1_CHIP.is_file(), reason=f"real data not found in {REAL_DATA}")
 def test_figure_with_the_real_chip(tiny_store, tmp_path):
     comparison = compare(tiny_store, S1_CHIP, tiles=2, boxcar_px=5)
     summary = comparison.summary().set_index("source")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from sarssl.dataset.worldcover import CLASSES
-from sarssl.results import (
+from sarssl.outputs.tables import (
     MISSING,
     attention_caption,
     cell,

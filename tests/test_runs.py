@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sarssl.data import TileRef
 from sarssl.errors import ConfigError
-from sarssl.finetune import fraction_subset
 from sarssl.settings.finetune import (
     FinetuneSettings,
     Run,
@@ -20,6 +18,8 @@ from sarssl.settings.finetune import (
     settings_from_config,
     subset_size,
 )
+from sarssl.tiles.loader import TileRef
+from sarssl.training.finetune import fraction_subset
 
 
 def test_subsets_are_nested_deterministic_and_never_empty():

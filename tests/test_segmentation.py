@@ -1,4 +1,4 @@
-"""The segmentation models (sarssl.segmentation): 11 classes at 448 px for every encoding;
+"""The segmentation models (sarssl.models.segmentation): 11 classes at 448 px for every encoding;
 the attention maps on their grid or upsampled (bilinear) to the tile."""
 
 import pytest
@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 from sarssl.dataset.worldcover import NUM_CLASSES
-from sarssl.segmentation import AttentionMapsUNet, Backbone, TileUNet, TokenDecoder, scaled
+from sarssl.models.segmentation import AttentionMapsUNet, Backbone, TileUNet, TokenDecoder, scaled
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import torch
 import zarr
 
 from sarssl.dataset.worldcover import IGNORE_INDEX
-from sarssl.probe import scores_of
-from sarssl.separability import (
+from sarssl.evaluation.probe import scores_of
+from sarssl.evaluation.separability import (
     COLUMNS,
     INPUTS,
     classifiers,

@@ -12,9 +12,10 @@ from conftest import REPO
 from snakemake.utils import validate
 
 from sarssl.errors import ConfigError
-from sarssl.pretrain import Schedules
-from sarssl.settings.config import check, merge_configs
+from sarssl.settings.config import Config, JobResources, check, merge_configs
+from sarssl.settings.finetune import Init
 from sarssl.settings.pretrain import schedule_readings, settings_from_config
+from sarssl.training.pretrain import Schedules
 
 
 def test_config_errors_name_the_run_and_the_key(tiny_store):
@@ -118,3 +119,22 @@ def test_the_snakefile_parses_without_torch(tmp_path):
     result = run_blocking_heavy(code, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "finetune" in result.stdout  # the grid's jobs were resolved
+
+
+def test_a_jobs_resources_and_the_figures_runs_come_from_config():
+    """Config.job reads a section's cores, memory, wall time and GPU switch; the example
+    predictions take the frozen init at the largest fraction of the shown (first) seed, or
+    the grid's first init when frozen is not in it."""
+    values = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    values["probe"] |= {"threads": 3, "mem_mb": 1234, "runtime": 7, "gpu": False}
+    values["attention"] |= {"threads": 5, "mem_mb": 2345, "runtime": 2, "gpu": True}
+    values["finetune"] |= {"percents": [5, 50, 20], "seed": 7, "seeds": 2}
+    config = Config.checked(values, REPO / "config/schema.yaml")
+    assert config.job("probe") == JobResources(threads=3, mem_mb=1234, runtime=7, gpus=0)
+    assert config.job("attention") == JobResources(threads=5, mem_mb=2345, runtime=2, gpus=1)
+    runs = config.attention_predictions_runs("vittiny-demo")
+    assert {run.init for run in runs.values()} == {Init.FROZEN}
+    assert {(run.fraction, run.seed) for run in runs.values()} == {(50, 7)}
+    values["finetune"]["inits"] = [Init.FINETUNED.value, Init.SCRATCH.value]
+    runs = Config.checked(values, REPO / "config/schema.yaml").attention_predictions_runs("x")
+    assert {run.init for run in runs.values()} == {Init.FINETUNED}

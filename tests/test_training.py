@@ -1,4 +1,4 @@
-"""The training utilities (sarssl.training): per-parameter clipping, the weight-decay
+"""The training utilities (sarssl.training.utils): per-parameter clipping, the weight-decay
 groups, the collapse verdict on metric rows of known answer, and the telemetry: MFU on a
 known FLOP count, the time waited on a loader made slow on purpose."""
 
@@ -11,10 +11,10 @@ import torch
 from conftest import tiny_settings
 
 from sarssl.devices import PEAK_ENVIRONMENT, bf16_peak, mfu, peak_flops
-from sarssl.pretrain import (
+from sarssl.training.pretrain import (
     create_network,
 )
-from sarssl.training import (
+from sarssl.training.utils import (
     CollapseVerdict,
     DataWait,
     clip_gradients_per_parameter,

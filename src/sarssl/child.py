@@ -11,7 +11,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from .errors import SarsslError
+from sarssl.errors import SarsslError
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import geopandas as gpd
 
-from . import paths
-from .dataset.gee import ENDPOINTS
-from .dataset.grid import (
+from sarssl import paths
+from sarssl.dataset.gee import ENDPOINTS
+from sarssl.dataset.grid import (
     apportion,
     build_tile_grid,
     geographic_split,
@@ -30,8 +30,8 @@ from .dataset.grid import (
     split_counts,
     tile_bounds,
 )
-from .errors import ConfigError
-from .settings.config import Config
+from sarssl.errors import ConfigError
+from sarssl.settings.config import Config
 
 # Half a tile's side around the AOI's representative point: enough for geetiles to place
 # one example chip when the AOI's grid is not built yet.
@@ -99,8 +99,8 @@ def gee_plan(config: Config, aoi_name: str) -> dict:
 
 
 def cost_plan(config: Config) -> str:
-    """`sarssl plan`: the cost plan of the config (see sarssl.plan)."""
-    from .plan import describe, plan
+    """`sarssl plan`: the cost plan of the config (see sarssl.outputs.plan)."""
+    from sarssl.outputs.plan import describe, plan
 
     counts = {name: grid_split_counts(config, name) for name in config.aoi_names}
     settings = {name: config.pretrain(name) for name in config.pretrain_runs}
@@ -169,15 +169,15 @@ def main(argv: list[str] | None = None) -> int:
         # torch and timm are imported only by the commands that train: gee-plan starts
         # without them.
         if args.command == "pretrain":
-            from .pretrain import train
-            from .settings.pretrain import PretrainSettings
+            from sarssl.settings.pretrain import PretrainSettings
+            from sarssl.training.pretrain import train
 
             settings = PretrainSettings.from_dict(json.loads(args.settings.read_text()))
             train(settings, args.run_dir)
             return 0
         if args.command == "finetune":
-            from .finetune import write_metrics
-            from .settings.finetune import read_settings
+            from sarssl.settings.finetune import read_settings
+            from sarssl.training.finetune import write_metrics
 
             write_metrics(read_settings(args.settings), args.metrics, args.predictions, args.model)
             return 0
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             print(cost_plan(config))
             return 0
         if args.command == "tables":
-            from .results import write_all_tables
+            from sarssl.outputs.tables import write_all_tables
 
             for path in write_all_tables(args.results, config.finetune_section):
                 print(path)

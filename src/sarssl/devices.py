@@ -7,7 +7,7 @@ import platform
 
 import torch
 
-from .settings.precision import Precision
+from sarssl.settings.precision import Precision
 
 
 def default_device() -> torch.device:

@@ -8,10 +8,10 @@ import shutil
 import socket
 from pathlib import Path
 
-from .atomic import atomic_path, write_text_atomic
-from .child import run_sarssl
-from .errors import ConfigError
-from .settings.pretrain import CHECKPOINT_NAME, COLLAPSE_NAME, METRICS_NAME, SETTINGS_NAME
+from sarssl.atomic import atomic_path, write_text_atomic
+from sarssl.child import run_sarssl
+from sarssl.errors import ConfigError
+from sarssl.settings.pretrain import CHECKPOINT_NAME, COLLAPSE_NAME, METRICS_NAME, SETTINGS_NAME
 
 RENDEZVOUS_PORT = 29400  # torchrun's c10d rendezvous on the job's first node
 

@@ -33,14 +33,14 @@ STATS = "results/{aoi}/stats.json"
 PRETRAIN = "results/pretrain/{pretrain}"
 CHECKPOINT = PRETRAIN + "/checkpoint.pt"
 PRETRAIN_METRICS = PRETRAIN + "/metrics.csv"
-PRETRAIN_COLLAPSE = PRETRAIN + "/collapse.json"  # the collapse verdict (sarssl.training)
+PRETRAIN_COLLAPSE = PRETRAIN + "/collapse.json"  # the collapse verdict (sarssl.training.utils)
 RUN = PRETRAIN + "/run"  # resumable run state, outside the declared outputs
 ATTENTION = PRETRAIN + "/attention/{aoi}.zarr"
 ATTENTION_METADATA = ATTENTION + "/zarr.json"
 ATTENTION_GEOTIFFS = PRETRAIN + "/attention/{aoi}_geotiff"
 EXPORT = PRETRAIN + "/export"
-# The files of an export folder (sarssl.export_format), timm's names; any folder of them can be a
-# pretrain entry's `weights`.
+# The files of an export folder (sarssl.outputs.export_format), timm's names; any folder of
+# them can be a pretrain entry's `weights`.
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
@@ -76,7 +76,7 @@ EMERGENT = TABLES + "/emergent_{pretrain}.{format}"
 PROBE = TABLES + "/probe_{pretrain}.{format}"
 FIGURES = "results/figures"
 FIGURE = FIGURES + "/{figure}_{pretrain}.png"
-# The realism report of an AOI's data (sarssl.realism).
+# The realism report of an AOI's data (sarssl.outputs.realism).
 SEPARABILITY_TABLE = TABLES + "/separability_{aoi}.{format}"
 REALISM_FIGURE = FIGURES + "/realism_{aoi}.png"
 

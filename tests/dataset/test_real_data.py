@@ -1,12 +1,13 @@
 """The reading code on real files nobody here made: a Sentinel-1 GRD chip exported from Earth
-Engine (Sen1Floods11) and an ESA WorldCover 2020 tile (see ../shared/data/real/README.md)."""
+Engine (Sen1Floods11, tests/data/sen1floods11/README.md) and an ESA WorldCover 2020 tile
+(../shared/data/real/README.md)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import rasterio
 import zarr
-from conftest import REAL_DATA
+from conftest import REAL_DATA, S1_CHIP, S1_LABELS
 from rasterio.transform import Affine
 
 from sarssl.dataset.bands import EXPORT_BANDS
@@ -19,11 +20,11 @@ from sarssl.dataset.tilegrid import TileGrid
 from sarssl.dataset.worldcover import CODES
 from sarssl.errors import TileError
 
-S1_CHIP = REAL_DATA / "sen1floods11" / "Spain_7370579_S1Hand.tif"
-S1_LABELS = REAL_DATA / "sen1floods11" / "Spain_7370579_LabelHand.tif"
 WORLDCOVER = REAL_DATA / "esa_worldcover" / "ESA_WorldCover_10m_2020_v100_N00E006_Map.tif"
 
-pytestmark = pytest.mark.skipif(not S1_CHIP.is_file(), reason=f"real data not found in {REAL_DATA}")
+needs_worldcover = pytest.mark.skipif(
+    not WORLDCOVER.is_file(), reason=f"the WorldCover tile is not in {REAL_DATA}"
+)
 
 
 def test_real_s1_chip_keeps_values_bands_and_georeferencing():
@@ -90,6 +91,7 @@ def test_real_chip_goes_through_the_store_with_its_values_and_grid(tmp_path):
     np.testing.assert_allclose(stored[11], chip.data[0] - chip.data[1])  # autumn_VV-VH
 
 
+@needs_worldcover
 def test_worldcover_tile_is_read_through_a_window_with_its_codes_and_grid():
     bounds = (6.60, 0.20, 6.61, 0.21)  # 120 x 120 px of São Tomé at 8.333e-5 degrees
     window = read_raster(WORLDCOVER, "stp", bounds=bounds)
@@ -102,6 +104,7 @@ def test_worldcover_tile_is_read_through_a_window_with_its_codes_and_grid():
     np.testing.assert_array_equal(window.data[0], direct)
 
 
+@needs_worldcover
 def test_worldcover_tile_overview_is_read_without_loading_the_whole_tile():
     whole = (6.0, 0.0, 9.0, 3.0)
     overview = read_raster(WORLDCOVER, "stp", bounds=whole, out_shape=(562, 562))

@@ -30,7 +30,7 @@ from conftest import REPO, quiet_grid
 from fake_earthengine import FakeEarthEngine
 from rasterio.warp import calculate_default_transform, reproject
 from real_scene import (
-    S1_CHIP,
+    WORLDCOVER,
     FloatS1Definition,
     Geetiles2023S1,
     RealScene,
@@ -44,7 +44,7 @@ from sarssl.dataset.s1layout import UINT8_STEP_DB
 from sarssl.dataset.store import open_store
 from sarssl.dataset.worldcover import codes_to_indices
 
-pytestmark = pytest.mark.skipif(not S1_CHIP.is_file(), reason="real data not found")
+pytestmark = pytest.mark.skipif(not WORLDCOVER.is_file(), reason="the WorldCover tile is not found")
 
 TILE_PX = 448
 # (west, south) of AOI boxes: near the equator (São Tomé) geetiles downloads 448 px, at

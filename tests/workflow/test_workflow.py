@@ -26,13 +26,13 @@ from fake_earthengine import FakeEarthEngine
 from real_scene import RealScene, geetiles_definition, geetiles_download
 from rio_cogeo.cogeo import cog_validate
 
-from sarssl.backbone import load_checkpoint
 from sarssl.dataset.bands import labels_dataset_name, s1_dataset_name
 from sarssl.dataset.grid import SPLITS, write_tiles_file
 from sarssl.dataset.store import open_store, tile_transform
 from sarssl.dataset.worldcover import CLASSES, IGNORE_INDEX
-from sarssl.export import export_backbone
-from sarssl.export_format import DataDescription
+from sarssl.models.backbone import load_checkpoint
+from sarssl.outputs.export import export_backbone
+from sarssl.outputs.export_format import DataDescription
 from sarssl.settings.finetune import SI_TABLE2_MODELS, TABLE1_MODELS
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -378,7 +378,7 @@ def test_the_workflow_maps_the_aoi_as_valid_cogs_and_an_offline_page(workflow_ru
     with rasterio.open(maps / "labels_tiny.vrt") as vrt:
         (code,) = next(vrt.sample([(lon, lat)]))
     assert code == CLASSES[int(labels[row, col])].code
-    # As the README opens them.
+    # As docs/results.md opens them.
     heads = rioxarray.open_rasterio(maps / "attention_tiny-vit_tiny.vrt")
     assert heads.attrs["long_name"] == tuple(f"head {h} (student)" for h in range(3))
     page = (maps / "index.html").read_text()

@@ -2,19 +2,15 @@ import os
 
 from sarssl import paths
 from sarssl.errors import ConfigError
-from sarssl.settings.config import Config
+from sarssl.settings.config import Config, JobResources
 
 # The config, checked (renamed keys, the schema, which fills the defaults, then what holds
 # between keys; every problem a ConfigError naming the key): every translation of it into
 # files and settings is a method of CONFIG (sarssl.settings.config.Config).
 CONFIG = Config.checked(config, workflow.source_path("../../config/schema.yaml"))
 
-DATA = config["data"]
 AOIS = CONFIG.aoi_names
-PRETRAIN = CONFIG.pretrain_runs
-FINETUNE = config["finetune"]
-ATTENTION = config["attention"]
-PROBE = config["probe"]
+PRETRAIN = CONFIG.pretrain_names
 
 
 wildcard_constraints:
@@ -45,10 +41,22 @@ GPU_SITE_RESOURCES = SITE_RESOURCES | {
     )
     if os.environ.get(var)
 }
+# Jobs whose needs the config does not set: a table, a store's first and last step.
+TABLE_JOB = JobResources(threads=1, mem_mb=2000, runtime=10)
+STORE_STEP_JOB = JobResources(threads=1, mem_mb=4000, runtime=30)
 
 
-def aoi_config(aoi):
-    return CONFIG.aoi(aoi)
+def resources(job, gpus=None):
+    """A job's resources for the scheduler (a JobResources), with the site's: those of a
+    GPU partition and model for a job on GPUs. `gpus`, a number or a function of the
+    wildcards, replaces the job's own."""
+    gpus = job.gpus if gpus is None else gpus
+    on_gpu = callable(gpus) or gpus > 0
+    return (GPU_SITE_RESOURCES if on_gpu else SITE_RESOURCES) | {
+        "mem_mb": job.mem_mb,
+        "runtime": job.runtime,
+        **({"gpu": gpus} if on_gpu else {}),
+    }
 
 
 def store(aoi):

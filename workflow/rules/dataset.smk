@@ -16,8 +16,8 @@ rule init_store:
         runtime=30,
     params:
         store=lambda wildcards: store(wildcards.aoi),
-        tile_px=DATA["tile_px"],
-        dtype=DATA["store_dtype"],
+        tile_px=CONFIG.tile_px,
+        dtype=CONFIG.store_dtype,
         record=lambda wildcards: CONFIG.store_record(wildcards.aoi),
     script:
         "../scripts/init_store.py"
@@ -37,18 +37,16 @@ rule build_store_shard:
         paths.job_benchmark("{aoi}/build_store_shard/shard{shard}")
     conda:
         "../../envs/sarssl.yaml"
-    threads: DATA["threads"]
+    threads: CONFIG.data_threads
     resources:
         **SITE_RESOURCES,
         mem_mb=4000,
         runtime=240,
     params:
+        **CONFIG.tile_checks(),
         store=lambda wildcards: store(wildcards.aoi),
-        max_nodata_fraction=DATA["max_nodata_fraction"],
-        max_season_nodata_fraction=DATA["max_season_nodata_fraction"],
-        bad_tile_policy=DATA["bad_tile_policy"],
-        s1_format=lambda wildcards: aoi_config(wildcards.aoi)["s1_format"],
-        orbit_pass=lambda wildcards: aoi_config(wildcards.aoi)["orbit_pass"],
+        s1_format=lambda wildcards: CONFIG.s1_format(wildcards.aoi),
+        orbit_pass=lambda wildcards: CONFIG.orbit_pass(wildcards.aoi),
     script:
         "../scripts/build_store_shard.py"
 

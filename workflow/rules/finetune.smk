@@ -19,12 +19,9 @@ rule finetune:
         seed=r"\d+",
     conda:
         "../../envs/sarssl.yaml"
-    threads: FINETUNE["threads"]
+    threads: CONFIG.job("finetune").threads
     resources:
-        **GPU_SITE_RESOURCES,
-        gpu=finetune_gpu,
-        mem_mb=FINETUNE["mem_mb"],
-        runtime=FINETUNE["runtime"],
+        **resources(CONFIG.job("finetune"), gpus=finetune_gpus),
     params:
         # Plain values, not the dataclass (which Snakemake cannot record): a run reruns when
         # its settings change, and only then.

@@ -1,7 +1,7 @@
 rule tile_grid:
     """Square chips of tile_px * pixel_m metres over the AOI, with geetiles' identifiers."""
     input:
-        aoi=lambda wildcards: aoi_config(wildcards.aoi)["wkt"],
+        aoi=lambda wildcards: CONFIG.aoi_wkt(wildcards.aoi),
     output:
         paths.GRID,
     log:
@@ -36,9 +36,7 @@ rule geographic_split:
         mem_mb=4000,
         runtime=60,
     params:
-        nbands=config["split"]["nbands"],
-        angle=config["split"]["angle"],
-        fractions=config["split"]["fractions"],
+        **CONFIG.split_bands(),
     script:
         "../scripts/geographic_split.py"
 
@@ -62,7 +60,7 @@ rule cap_tiles:
         mem_mb=8000,
         runtime=60,
     params:
-        max_tiles=lambda wildcards: aoi_config(wildcards.aoi)["max_tiles"],
-        seed=config["split"]["seed"],
+        max_tiles=lambda wildcards: CONFIG.max_tiles(wildcards.aoi),
+        seed=CONFIG.split_seed,
     script:
         "../scripts/cap_tiles.py"

@@ -13,15 +13,12 @@ rule best_run_map:
         table="table1|si_table2",
     conda:
         "../../envs/sarssl.yaml"
-    threads: MAPS["threads"]
+    threads: CONFIG.job("maps").threads
     resources:
-        **GPU_SITE_RESOURCES,
-        gpu=1,
-        mem_mb=MAPS["mem_mb"],
-        runtime=MAPS["runtime"],
+        **resources(CONFIG.job("maps"), gpus=1),
     params:
-        splits=MAPS["splits"],
-        n_shards=MAPS["n_shards"],
+        splits=CONFIG.map_splits,
+        n_shards=CONFIG.map_shards,
     script:
         "../scripts/prediction_map.py"
 
@@ -54,16 +51,14 @@ rule attention_map:
         paths.job_log("maps/attention_{pretrain}_{aoi}/shard{shard}"),
     conda:
         "../../envs/sarssl.yaml"
-    threads: MAPS["threads"]
+    threads: CONFIG.job("maps").threads
     resources:
-        **SITE_RESOURCES,
-        mem_mb=MAPS["mem_mb"],
-        runtime=MAPS["runtime"],
+        **resources(CONFIG.job("maps")),
     params:
         layer="attention",
         source=lambda wildcards: paths.path(paths.ATTENTION, **wildcards),
-        splits=MAPS["splits"],
-        n_shards=MAPS["n_shards"],
+        splits=CONFIG.map_splits,
+        n_shards=CONFIG.map_shards,
     script:
         "../scripts/map_shard.py"
 
@@ -81,16 +76,14 @@ rule store_map:
         layer="|".join(paths.STORE_MAP_LAYERS),
     conda:
         "../../envs/sarssl.yaml"
-    threads: MAPS["threads"]
+    threads: CONFIG.job("maps").threads
     resources:
-        **SITE_RESOURCES,
-        mem_mb=MAPS["mem_mb"],
-        runtime=MAPS["runtime"],
+        **resources(CONFIG.job("maps")),
     params:
         layer=lambda wildcards: wildcards.layer,
         source=lambda wildcards: store(wildcards.aoi),
-        splits=MAPS["splits"],
-        n_shards=MAPS["n_shards"],
+        splits=CONFIG.map_splits,
+        n_shards=CONFIG.map_shards,
     script:
         "../scripts/map_shard.py"
 
@@ -111,15 +104,13 @@ rule map_page:
     conda:
         "../../envs/sarssl.yaml"
     resources:
-        **SITE_RESOURCES,
-        mem_mb=MAPS["mem_mb"],
-        runtime=MAPS["runtime"],
+        **resources(CONFIG.job("maps")),
     params:
         maps={name: (kind, map_shards(name)) for name, kind in CONFIG.maps().items()},
         aois={
             aoi: (store(aoi), paths.path(paths.REJECTED, aoi=aoi))
             for aoi in CONFIG.map_aois()
         },
-        max_px=MAPS["page_px"],
+        max_px=CONFIG.map_page_px,
     script:
         "../scripts/map_page.py"

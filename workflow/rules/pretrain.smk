@@ -21,9 +21,7 @@ rule pretrain:
         "../../envs/sarssl.yaml"
     threads: pretrain_resource("threads")
     resources:
-        **pretrain_gpu_resources(),
-        mem_mb=pretrain_resource("mem_mb"),
-        runtime=pretrain_resource("runtime"),
+        **pretrain_resources(),
     params:
         settings=lambda wildcards: CONFIG.pretrain(wildcards.pretrain).as_dict(),
         run_dir=lambda wildcards: paths.path(paths.RUN, pretrain=wildcards.pretrain),
@@ -49,20 +47,17 @@ rule attention_maps:
     priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../envs/sarssl.yaml"
-    threads: ATTENTION["threads"]
+    threads: CONFIG.job("attention").threads
     resources:
-        **(GPU_SITE_RESOURCES if ATTENTION["gpu"] else SITE_RESOURCES),
-        gpu=int(ATTENTION["gpu"]),
-        mem_mb=ATTENTION["mem_mb"],
-        runtime=ATTENTION["runtime"],
+        **resources(CONFIG.job("attention")),
     params:
         backbone=lambda wildcards: backbone(wildcards.pretrain),
-        which=ATTENTION["backbone"],
+        which=CONFIG.attention().backbone,
         store=lambda wildcards: store(wildcards.aoi),
         maps=lambda wildcards: paths.path(
             paths.ATTENTION, pretrain=wildcards.pretrain, aoi=wildcards.aoi
         ),
-        geotiff_tiles=ATTENTION["geotiff_tiles"],
+        geotiff_tiles=CONFIG.attention().geotiff_tiles,
     script:
         "../scripts/attention_maps.py"
 
@@ -93,10 +88,10 @@ rule export_weights:
         mem_mb=8000,
         runtime=30,
     params:
-        which=config["export"]["backbone"],
+        which=CONFIG.export_backbone,
         stores=lambda wildcards: {
-            aoi: store(aoi) for aoi in PRETRAIN[wildcards.pretrain]["aois"]
+            aoi: store(aoi) for aoi in CONFIG.pretrain_aois(wildcards.pretrain)
         },
-        split=config["split"],
+        split=CONFIG.split,
     script:
         "../scripts/export_weights.py"

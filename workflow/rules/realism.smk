@@ -19,17 +19,13 @@ rule realism:
         paths.job_benchmark("results/realism_{aoi}")
     conda:
         "../../envs/sarssl.yaml"
-    threads: REALISM["threads"]
+    threads: CONFIG.job("realism").threads
     resources:
-        **SITE_RESOURCES,
-        mem_mb=REALISM["mem_mb"],
-        runtime=REALISM["runtime"],
+        **resources(CONFIG.job("realism")),
     params:
+        **CONFIG.realism_check(),
         store=lambda wildcards: store(wildcards.aoi),
-        reference=REALISM["reference_s1"],
         settings=separability_settings(),
-        tiles=REALISM["tiles"],
-        boxcar_px=REALISM["boxcar_px"],
     script:
         "../scripts/separability.py"
 
@@ -52,12 +48,9 @@ rule context_unet:
         paths.CONTEXT_BENCHMARK
     conda:
         "../../envs/sarssl.yaml"
-    threads: FINETUNE["threads"]
+    threads: CONFIG.job("finetune").threads
     resources:
-        **GPU_SITE_RESOURCES,
-        gpu=int(FINETUNE["unet_gpu"]),
-        mem_mb=FINETUNE["mem_mb"],
-        runtime=FINETUNE["runtime"],
+        **resources(CONFIG.job("finetune"), gpus=CONFIG.unet_gpus),
     params:
         settings=context_unet_settings,
     script:

@@ -10,9 +10,7 @@ rule runs_table:
     conda:
         "../../envs/sarssl.yaml"
     resources:
-        **SITE_RESOURCES,
-        mem_mb=2000,
-        runtime=10,
+        **resources(TABLE_JOB),
     params:
         runs=finetune_runs(),
     script:
@@ -31,12 +29,10 @@ rule table1:
     conda:
         "../../envs/sarssl.yaml"
     resources:
-        **SITE_RESOURCES,
-        mem_mb=2000,
-        runtime=10,
+        **resources(TABLE_JOB),
     params:
         runs=lambda wildcards: runs_of(wildcards.pretrain, TABLE1_MODELS),
-        percents=FINETUNE["percents"],
+        percents=CONFIG.finetune_percents,
     script:
         "../scripts/table.py"
 
@@ -52,12 +48,10 @@ rule si_table2:
     conda:
         "../../envs/sarssl.yaml"
     resources:
-        **SITE_RESOURCES,
-        mem_mb=2000,
-        runtime=10,
+        **resources(TABLE_JOB),
     params:
         runs=lambda wildcards: runs_of(wildcards.pretrain, SI_TABLE2_MODELS),
-        percents=FINETUNE["percents"],
+        percents=CONFIG.finetune_percents,
     script:
         "../scripts/table.py"
 
@@ -87,17 +81,14 @@ rule emergent_segmentation:
         paths.job_benchmark("results/emergent_{pretrain}")
     conda:
         "../../envs/sarssl.yaml"
-    threads: ATTENTION["threads"]
+    threads: CONFIG.job("attention").threads
     resources:
-        **(GPU_SITE_RESOURCES if ATTENTION["gpu"] else SITE_RESOURCES),
-        gpu=int(ATTENTION["gpu"]),
-        mem_mb=ATTENTION["mem_mb"],
-        runtime=ATTENTION["runtime"],
+        **resources(CONFIG.job("attention")),
     params:
         backbone=lambda wildcards: backbone(wildcards.pretrain),
         maps=evaluation_maps,
         store=evaluation,
-        max_tiles=ATTENTION["emergent_tiles"],
+        max_tiles=CONFIG.attention().emergent_tiles,
     script:
         "../scripts/emergent_segmentation.py"
 
@@ -117,12 +108,9 @@ rule knn_probe:
         paths.job_benchmark("results/probe_{pretrain}")
     conda:
         "../../envs/sarssl.yaml"
-    threads: PROBE["threads"]
+    threads: CONFIG.job("probe").threads
     resources:
-        **(GPU_SITE_RESOURCES if PROBE["gpu"] else SITE_RESOURCES),
-        gpu=int(PROBE["gpu"]),
-        mem_mb=PROBE["mem_mb"],
-        runtime=PROBE["runtime"],
+        **resources(CONFIG.job("probe")),
     params:
         backbone=lambda wildcards: backbone(wildcards.pretrain),
         store=evaluation,
@@ -163,9 +151,11 @@ rule figure_attention_predictions:
     input:
         unpack(figure2_runs),
         maps=lambda wildcards: paths.path(
-            paths.ATTENTION_METADATA, pretrain=wildcards.pretrain, aoi=FINETUNE["aoi"]
+            paths.ATTENTION_METADATA,
+            pretrain=wildcards.pretrain,
+            aoi=CONFIG.finetune_aoi,
         ),
-        stats=lambda wildcards: stats(FINETUNE["aoi"]),
+        stats=lambda wildcards: stats(CONFIG.finetune_aoi),
     output:
         report(
             figure("attention_predictions"),
@@ -182,9 +172,9 @@ rule figure_attention_predictions:
         runtime=10,
     params:
         maps=lambda wildcards: paths.path(
-            paths.ATTENTION, pretrain=wildcards.pretrain, aoi=FINETUNE["aoi"]
+            paths.ATTENTION, pretrain=wildcards.pretrain, aoi=CONFIG.finetune_aoi
         ),
-        store=lambda wildcards: store(FINETUNE["aoi"]),
+        store=lambda wildcards: store(CONFIG.finetune_aoi),
     script:
         "../scripts/figure_attention_predictions.py"
 
@@ -209,9 +199,7 @@ rule figure_training_curves:
     conda:
         "../../envs/sarssl.yaml"
     resources:
-        **SITE_RESOURCES,
-        mem_mb=2000,
-        runtime=10,
+        **resources(TABLE_JOB),
     script:
         "../scripts/figure_training_curves.py"
 
@@ -232,8 +220,6 @@ rule figure_probe:
     conda:
         "../../envs/sarssl.yaml"
     resources:
-        **SITE_RESOURCES,
-        mem_mb=2000,
-        runtime=10,
+        **resources(TABLE_JOB),
     script:
         "../scripts/figure_probe.py"

@@ -11,7 +11,7 @@ rule synthetic_tiles:
         paths.job_benchmark("{aoi}/synthetic_tiles/shard{shard}")
     conda:
         "../../envs/sarssl.yaml"
-    threads: DATA["threads"]
+    threads: CONFIG.data_threads
     resources:
         **SITE_RESOURCES,
         mem_mb=4000,
@@ -19,8 +19,8 @@ rule synthetic_tiles:
     params:
         datasets=datasets,
         n_shards=lambda wildcards: n_shards(wildcards.aoi),
-        tile_px=DATA["tile_px"],
-        seed=config["synthetic"]["seed"],
+        tile_px=CONFIG.tile_px,
+        seed=CONFIG.synthetic_seed,
     script:
         "../scripts/synthetic_tiles.py"
 
@@ -69,13 +69,13 @@ rule gee_export:
         **SITE_RESOURCES,
         mem_mb=4000,
         runtime=1440,
-        gee_requests=config["gee"]["concurrency"],
+        gee_requests=CONFIG.gee_concurrency,
     params:
         datasets=datasets,
         n_shards=lambda wildcards: n_shards(wildcards.aoi),
-        tile_px=DATA["tile_px"],
-        year=DATA["year"],
-        gee=config["gee"],
+        tile_px=CONFIG.tile_px,
+        year=CONFIG.year,
+        gee=CONFIG.gee,
         requests=lambda wildcards: gee_request_summary(wildcards),
     message:
         "Earth Engine export of {wildcards.aoi}, shard {wildcards.shard}, requests:\n{params.requests}"

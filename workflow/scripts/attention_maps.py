@@ -1,4 +1,4 @@
-from sarssl.attention_maps import extract_attention_maps
+from sarssl.evaluation.attention_maps import extract_attention_maps
 from sarssl.logs import job_log
 
 with job_log(snakemake.log[0]) as log:

@@ -1,8 +1,8 @@
 from sarssl.atomic import write_text_atomic
-from sarssl.emergent import measure
-from sarssl.figures import emergent_scores
+from sarssl.evaluation.emergent import measure
 from sarssl.logs import job_log
-from sarssl.results import frame_markdown
+from sarssl.outputs.figures import emergent_scores
+from sarssl.outputs.tables import frame_markdown
 
 with job_log(snakemake.log[0]) as log:
     params = snakemake.params

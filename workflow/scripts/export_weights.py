@@ -1,9 +1,9 @@
 from pathlib import Path
 
 from sarssl.dataset.storeinfo import StoreInfo
-from sarssl.export import export_backbone
-from sarssl.export_format import describe_data
 from sarssl.logs import job_log
+from sarssl.outputs.export import export_backbone
+from sarssl.outputs.export_format import describe_data
 
 with job_log(snakemake.log[0]) as log:
     params, inputs = snakemake.params, snakemake.input

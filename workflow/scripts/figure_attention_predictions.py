@@ -1,5 +1,5 @@
 from sarssl.logs import job_log
-from sarssl.report import attention_and_predictions
+from sarssl.outputs.report import attention_and_predictions
 
 with job_log(snakemake.log[0]):
     attention_and_predictions(

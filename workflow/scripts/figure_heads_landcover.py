@@ -1,5 +1,5 @@
 from sarssl.logs import job_log
-from sarssl.report import heads_and_landcover
+from sarssl.outputs.report import heads_and_landcover
 
 with job_log(snakemake.log[0]):
     heads_and_landcover(

@@ -1,5 +1,5 @@
 from sarssl.logs import job_log
-from sarssl.report import probe_curves
+from sarssl.outputs.report import probe_curves
 
 with job_log(snakemake.log[0]):
     probe_curves(

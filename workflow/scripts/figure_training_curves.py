@@ -1,8 +1,8 @@
 import textwrap
 
 from sarssl.logs import job_log
-from sarssl.report import training_curves
-from sarssl.training import CollapseVerdict
+from sarssl.outputs.report import training_curves
+from sarssl.training.utils import CollapseVerdict
 
 with job_log(snakemake.log[0]):
     verdict = CollapseVerdict.read(snakemake.input.collapse)

@@ -1,7 +1,7 @@
 from sarssl.atomic import write_text_atomic
+from sarssl.evaluation.probe import probe_summary, probe_table
 from sarssl.logs import job_log
-from sarssl.probe import probe_summary, probe_table
-from sarssl.results import frame_markdown
+from sarssl.outputs.tables import frame_markdown
 from sarssl.settings.probe import ProbeSettings
 
 with job_log(snakemake.log[0]) as log:

@@ -1,6 +1,6 @@
 from sarssl.atomic import write_text_atomic
 from sarssl.logs import job_log
-from sarssl.results import collect_runs
+from sarssl.outputs.tables import collect_runs
 from sarssl.settings.finetune import Run
 
 with job_log(snakemake.log[0]) as log:

@@ -5,10 +5,10 @@ import pandas as pd
 import torch
 
 from sarssl.atomic import write_text_atomic
+from sarssl.evaluation.separability import context_row, goal_lines, separability_table
 from sarssl.logs import job_log
-from sarssl.realism import compare, realism_figure
-from sarssl.results import frame_markdown
-from sarssl.separability import context_row, goal_lines, separability_table
+from sarssl.outputs.realism import compare, realism_figure
+from sarssl.outputs.tables import frame_markdown
 from sarssl.settings.separability import SeparabilitySettings
 
 with job_log(snakemake.log[0]) as log:
@@ -24,7 +24,7 @@ with job_log(snakemake.log[0]) as log:
         title += ": not measured, the store has no valid train or test tile"
     goals = goal_lines(table)
     if goals:
-        goals = ["Goals of the synthetic source (issue 19):", *goals, ""]
+        goals = ["Goals of the synthetic source (as hard per pixel as real SAR):", *goals, ""]
     write_text_atomic(snakemake.output.md, "\n".join([frame_markdown(table, title), *goals]))
     comparison = compare(params.store, params.reference, params.tiles, params.boxcar_px)
     realism_figure(comparison, table, snakemake.output.figure, f"Realism of the {aoi} data")

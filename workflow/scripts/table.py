@@ -1,5 +1,5 @@
 from sarssl.logs import job_log
-from sarssl.results import collect_runs, write_named_table
+from sarssl.outputs.tables import collect_runs, write_named_table
 from sarssl.settings.finetune import Run
 
 with job_log(snakemake.log[0]):

@@ -69,23 +69,45 @@ class BuildSettings:
     orbit_pass: OrbitPass = ASCENDING
 
 
-def _report_columns() -> list[str]:
-    moments = [f"{field}_{c}" for field in MOMENT_FIELDS for c in CHANNELS]
-    classes = [f"pixels_class{i}" for i in range(NUM_CLASSES)]
-    return [
-        "index",
-        "tile",
-        "status",
-        "reason",
-        *S1_FIELDS,
-        "crs",
-        *[f"t{i}" for i in range(6)],
-        "nodata_fraction",
-        "clipped_pixels",
-        *OBSERVED_FIELDS,
-        *moments,
-        *classes,
-    ]
+@dataclass(frozen=True)
+class ReportSchema:
+    """The columns of a shard's report (one row per tile), named here only: the builder
+    writes them, finalisation reads them."""
+
+    # The tile's affine transform on its grid, as rasterio's first six coefficients.
+    transform: tuple[str, ...] = tuple(f"t{i}" for i in range(6))
+    # Labelled pixels per land-cover class, in class order.
+    class_pixels: tuple[str, ...] = tuple(f"pixels_class{i}" for i in range(NUM_CLASSES))
+    # Read as text whatever they hold (pandas would take an empty reason for a float).
+    text: tuple[str, ...] = ("tile", "reason", "crs", "s1_format", "orbit_pass")
+
+    @staticmethod
+    def moments(field: str) -> list[str]:
+        """One column per channel of a pooling moment (MOMENT_FIELDS) of the tile's pixels."""
+        return [f"{field}_{c}" for c in CHANNELS]
+
+    @property
+    def columns(self) -> list[str]:
+        return [
+            "index",
+            "tile",
+            "status",
+            "reason",
+            *S1_FIELDS,
+            "crs",
+            *self.transform,
+            "nodata_fraction",
+            "clipped_pixels",
+            *OBSERVED_FIELDS,
+            *(column for field in MOMENT_FIELDS for column in self.moments(field)),
+            *self.class_pixels,
+        ]
+
+    def read(self, path: str | Path) -> pd.DataFrame:
+        return pd.read_csv(path, dtype=dict.fromkeys(self.text, str))
+
+
+REPORT = ReportSchema()
 
 
 @dataclass(frozen=True)
@@ -202,13 +224,11 @@ def process_tile(
         clipped_pixels=clipped,
     )
     row.update(zip(OBSERVED_FIELDS, data.stacked.observed_fraction.ravel().tolist(), strict=True))
-    row.update({f"t{i}": v for i, v in enumerate(tuple(grid.transform)[:6])})
+    row.update(zip(REPORT.transform, tuple(grid.transform)[:6], strict=True))
     for field in MOMENT_FIELDS:
-        row.update(
-            {f"{field}_{c}": v for c, v in zip(CHANNELS, getattr(moments, field), strict=True)}
-        )
+        row.update(zip(REPORT.moments(field), getattr(moments, field), strict=True))
     counts = np.bincount(data.classes[data.classes != IGNORE_INDEX], minlength=NUM_CLASSES)
-    row.update({f"pixels_class{i}": int(v) for i, v in enumerate(counts)})
+    row.update(zip(REPORT.class_pixels, counts.tolist(), strict=True))
     return row
 
 
@@ -243,13 +263,13 @@ def build_shard(
             for t in tiles.iloc[start : start + batch].itertuples()
         ]
         rows.extend(dask.compute(*tasks, scheduler="threads", num_workers=settings.threads))
-    frame = pd.DataFrame(list(rows), columns=_report_columns())
+    frame = pd.DataFrame(list(rows), columns=REPORT.columns)
     write_csv(frame, report)
     return frame
 
 
 def _moments_of(rows: pd.DataFrame) -> Moments:
-    fields = (rows[[f"{f}_{c}" for c in CHANNELS]].to_numpy(np.float64) for f in MOMENT_FIELDS)
+    fields = (rows[REPORT.moments(f)].to_numpy(np.float64) for f in MOMENT_FIELDS)
     return Moments.pooled(*fields)
 
 
@@ -263,16 +283,7 @@ def tile_outcomes(
     each tile was processed exactly once."""
     tile_ids = read_tiles(tiles_file).identifier.tolist()
     splits = pd.read_csv(splits_file, dtype={"identifier": str})
-    frame = pd.concat(
-        [
-            pd.read_csv(
-                p,
-                dtype={"tile": str, "reason": str, "crs": str, "s1_format": str, "orbit_pass": str},
-            )
-            for p in reports
-        ],
-        ignore_index=True,
-    )
+    frame = pd.concat([REPORT.read(p) for p in reports], ignore_index=True)
     n = len(tile_ids)
     seen = frame["index"].to_numpy()
     missing = sorted(set(range(n)) - set(seen))
@@ -369,7 +380,7 @@ def finalise(
     class_pixels = {
         name: frame.loc[
             valid & (frame.split == name).to_numpy(),
-            [f"pixels_class{i}" for i in range(NUM_CLASSES)],
+            list(REPORT.class_pixels),
         ]
         .sum()
         .astype(int)
@@ -384,7 +395,7 @@ def finalise(
         for name in SPLITS
     }
     s1 = s1_summary(frame)
-    transform = frame[[f"t{i}" for i in range(6)]].to_numpy(np.float64)
+    transform = frame[list(REPORT.transform)].to_numpy(np.float64)
     observed = frame[list(OBSERVED_FIELDS)].fillna(0.0).to_numpy(np.float32)
     coordinates = {
         "split": frame.split.to_numpy(),

@@ -3,7 +3,7 @@
 `data.store_dtype: uint8 | uint16` stores code = round((dB - add_offset) / scale_factor) with
 the array attributes `scale_factor`, `add_offset` and `_FillValue` (CF conventions 1.11,
 section 8.1 "Packed data"), so that `xr.open_zarr` decodes dB by itself. Training reads the
-codes and decodes them on its device (sarssl.data.Standardiser): a loader worker ships a
+codes and decodes them on its device (sarssl.tiles.loader.Standardiser): a loader worker ships a
 quarter of the bytes of float32, half of float16.
 
 One scale and one offset for all 12 channels: CF packs a variable with scalar attributes, and

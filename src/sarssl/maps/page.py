@@ -34,13 +34,13 @@ ASSETS = PurePath(paths.MAP_LEAFLET).name  # the vendored Leaflet, beside the pa
 LAYERS = PurePath(paths.MAP_LAYERS).name  # PNGs copied beside the page
 WEB_MERCATOR = "EPSG:3857"
 MAX_PX = 2048
-ATTENTION_RAMP = "inferno"  # as the attention heads of sarssl.figures
+ATTENTION_RAMP = "inferno"  # as the attention heads of sarssl.outputs.figures
 STRETCH_PERCENTILES = (2, 98)
 
 BASE = "base"  # one shown at a time; the first is on when the page opens
 OVERLAY = "overlay"  # any number, drawn over the base
-# Tile outlines: matplotlib's first colours by split (as sarssl.figures' curves), magenta for
-# rejected tiles (no WorldCover class is magenta).
+# Tile outlines: matplotlib's first colours by split (as sarssl.outputs.figures' curves),
+# magenta for rejected tiles (no WorldCover class is magenta).
 SPLIT_COLOURS = {"train": "#1f77b4", "val": "#ff7f0e", "test": "#2ca02c"}
 OTHER_SPLIT_COLOUR = "#7f7f7f"
 VALID_COLOUR = "#ffffff"

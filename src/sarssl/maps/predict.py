@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sarssl.tiles.loader import TileRef
+from sarssl.training.finetune import build_model, predict_item, run_tiles
+
 from .. import paths
-from ..data import TileRef
 from ..devices import default_device
 from ..errors import SarsslError
-from ..finetune import build_model, predict_item, run_tiles
 from ..settings.finetune import read_settings
-from .mosaic import TileFootprints, class_codes, write_class_mosaic
+from .grid import TileFootprints
+from .products import class_codes, write_class_mosaic
 from .shards import shard_part
 
 # The names of a run folder's files (sarssl.paths.RUN_FILES).

@@ -1,7 +1,7 @@
 """One shard of each map drawn from what the pipeline has stored, without torch: the
 per-head attention of a pre-training (its attention-map store), and an AOI's WorldCover
 labels and S1 quicklook (its dataset store). Every shard is a COG on the part of the one
-mosaic grid its tiles cover; a VRT joins the shards (sarssl.maps.mosaic)."""
+mosaic grid its tiles cover; a VRT joins the shards (sarssl.maps.vrt)."""
 
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,9 +11,8 @@ import zarr
 
 from ..dataset.bands import QUANTITIES
 from ..errors import SarsslError
-from .mosaic import (
-    MosaicGrid,
-    TileFootprints,
+from .grid import MosaicGrid, TileFootprints
+from .products import (
     array_reader,
     class_codes,
     quicklook_stretch,

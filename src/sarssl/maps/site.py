@@ -11,8 +11,8 @@ import pandas as pd
 import rasterio
 
 from ..dataset.store import open_store
-from .mosaic import write_vrt
 from .page import BASE, LAYERS, OVERLAY, MapLayer, render_png, tiles_geojson, write_map_page
+from .vrt import write_vrt
 
 # What a map shows (sarssl.settings.config.Config.maps).
 MapKind = Literal["prediction", "attention", "labels", "s1"]

@@ -1,4 +1,4 @@
-"""The photometric augmentation of DINO's views for SAR, as data (sarssl.augment applies it).
+"""The photometric augmentation of DINO's views for SAR, as data (sarssl.tiles.augment applies it).
 
 DINO's colour jitter, grey scale and solarisation act on RGB and have no meaning for
 backscatter in dB; the paper keeps crops and flips only, and so do its runs here (`enabled`

@@ -3,8 +3,9 @@ holds between keys; every problem a ConfigError naming the key), and the one obj
 translates it into files and settings (Config). Torch-free, so that the Snakefile is read
 quickly."""
 
+import json
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import yaml
@@ -16,10 +17,15 @@ from .finetune import (
     SI_TABLE2_MODELS,
     TABLE1_MODELS,
     FinetuneSettings,
+    Init,
+    Model,
     Run,
     context_settings,
     grid_runs,
+    grid_seeds,
     run_wildcards,
+    runs_vit,
+    subset_size,
 )
 from .finetune import settings_from_config as finetune_settings
 from .pretrain import PretrainSettings
@@ -97,6 +103,38 @@ def check(config: Mapping) -> None:
         )
 
 
+@dataclass(frozen=True)
+class JobResources:
+    """What one job asks of the machine or the cluster: cores, memory in MB, wall time in
+    minutes, GPUs (per node) and nodes."""
+
+    threads: int
+    mem_mb: int
+    runtime: int
+    gpus: int = 0
+    nodes: int = 1
+
+
+# Sections whose jobs' cores, memory and wall time the config sets, and the key, if any, that
+# puts the job on a GPU.
+JOB_SECTIONS = {
+    "attention": "gpu",
+    "probe": "gpu",
+    "finetune": None,  # a run's GPU depends on its model: Config.finetune_gpus
+    "realism": None,
+    "maps": None,
+}
+
+
+@dataclass(frozen=True)
+class AttentionSettings:
+    """The attention section's settings of the attention maps and emergent segmentation."""
+
+    backbone: str  # which network of a checkpoint: student or teacher
+    geotiff_tiles: int  # tiles written as georeferenced GeoTIFFs besides the Zarr store
+    emergent_tiles: int  # tiles of the emergent segmentation table
+
+
 class Config:
     """A checked config and every translation of it into what the code takes: the AOIs'
     files and Earth Engine requests, and the settings of each job. The workflow and the
@@ -151,6 +189,51 @@ class Config:
         return self.values["data"]
 
     @property
+    def tile_px(self) -> int:
+        return self.data["tile_px"]
+
+    @property
+    def store_dtype(self) -> str:
+        return self.data["store_dtype"]
+
+    def tile_checks(self) -> dict:
+        """What makes a tile bad, and what a bad tile does to the build."""
+        keys = ("max_nodata_fraction", "max_season_nodata_fraction", "bad_tile_policy")
+        return {key: self.data[key] for key in keys}
+
+    @property
+    def split(self) -> dict:
+        """The geographic split: bands, their angle, the split's fractions and its seed."""
+        return dict(self.values["split"])
+
+    def split_bands(self) -> dict:
+        """geetiles' geographic bands: their number, angle and the split's fractions."""
+        return {key: self.split[key] for key in ("nbands", "angle", "fractions")}
+
+    @property
+    def split_seed(self) -> int:
+        """The seed of the sample of an AOI's tiles (max_tiles)."""
+        return self.split["seed"]
+
+    @property
+    def synthetic_seed(self) -> int:
+        return self.values["synthetic"]["seed"]
+
+    @property
+    def year(self) -> int:
+        return self.data["year"]
+
+    @property
+    def gee_concurrency(self) -> int:
+        """Earth Engine requests in flight at once, over all export jobs."""
+        return self.values["gee"]["concurrency"]
+
+    @property
+    def gee(self) -> dict:
+        """The Earth Engine export's section (sarssl.dataset.gee reads it)."""
+        return dict(self.values["gee"])
+
+    @property
     def aoi_names(self) -> list[str]:
         return [aoi["name"] for aoi in self.values["aois"]]
 
@@ -159,6 +242,25 @@ class Config:
             if aoi["name"] == name:
                 return aoi
         raise ConfigError(f"no AOI named {name!r} in the config; AOIs: {self.aoi_names}")
+
+    def source(self, aoi: str) -> str:
+        return self.aoi(aoi)["source"]
+
+    def aoi_wkt(self, aoi: str) -> str:
+        return self.aoi(aoi)["wkt"]
+
+    def s1_format(self, aoi: str) -> str:
+        """How the AOI's S1 GeoTIFFs lay out their bands (sarssl.dataset.s1layout)."""
+        return self.aoi(aoi)["s1_format"]
+
+    def orbit_pass(self, aoi: str) -> str:
+        return self.aoi(aoi)["orbit_pass"]
+
+    def n_shards(self, aoi: str) -> int:
+        return self.aoi(aoi)["n_shards"]
+
+    def max_tiles(self, aoi: str) -> int | None:
+        return self.aoi(aoi)["max_tiles"]
 
     def chip_size_m(self) -> float:
         """The side of a tile on the ground."""
@@ -210,10 +312,50 @@ class Config:
             self.data["year"], gee["orbit_pass"], gee["composite"], self.datasets(aoi)
         )
 
+    # What jobs ask of the machine.
+    @property
+    def data_threads(self) -> int:
+        """The cores of the jobs that read and write tiles (source, store shards)."""
+        return self.data["threads"]
+
+    def job(self, section: str) -> JobResources:
+        """The resources of the jobs of a section (JOB_SECTIONS)."""
+        values = self.values[section]
+        gpu_key = JOB_SECTIONS[section]
+        return JobResources(
+            threads=values["threads"],
+            mem_mb=values["mem_mb"],
+            runtime=values["runtime"],
+            gpus=int(values[gpu_key]) if gpu_key else 0,
+        )
+
+    def pretrain_job(self, name: str) -> JobResources:
+        """A pre-training's resources: `gpus` on each of `nodes` nodes."""
+        run = self.pretrain_runs[name]
+        keys = ("threads", "mem_mb", "runtime", "gpus", "nodes")
+        return JobResources(**{key: run[key] for key in keys})
+
+    def finetune_gpus(self, model: str, init: str) -> int:
+        """A fine-tuning run's GPUs: one for a run with a ViT, the config's choice for a
+        U-Net alone (finetune.unet_gpu)."""
+        return 1 if runs_vit(model, init) else self.unet_gpus
+
+    @property
+    def unet_gpus(self) -> int:
+        return int(self.finetune_section["unet_gpu"])
+
     # Pre-training.
     @property
     def pretrain_runs(self) -> dict[str, Mapping]:
         return {run["name"]: run for run in self.values["pretrain"]}
+
+    @property
+    def pretrain_names(self) -> list[str]:
+        return list(self.pretrain_runs)
+
+    def pretrain_aois(self, name: str) -> list[str]:
+        """The AOIs a pre-training reads (an export folder's: those of its evaluation)."""
+        return list(self.pretrain_runs[name]["aois"])
 
     def trained(self, name: str) -> bool:
         """A pretrain entry that trains (not one that names an export folder's `weights`)."""
@@ -240,6 +382,16 @@ class Config:
             return self.under(paths.CHECKPOINT, pretrain=name)
         return self.pretrain_runs[name]["weights"]
 
+    def attention(self) -> AttentionSettings:
+        section = self.values["attention"]
+        names = [f.name for f in fields(AttentionSettings)]
+        return AttentionSettings(**{key: section[key] for key in names})
+
+    @property
+    def export_backbone(self) -> str:
+        """The network of a checkpoint its export folder holds: teacher or student."""
+        return self.values["export"]["backbone"]
+
     def probe(self) -> ProbeSettings:
         """The knn_probe rule's settings: the probe section, with the dino section's seed."""
         seed = self.values["dino"].get("seed", PretrainSettings.seed)
@@ -249,6 +401,14 @@ class Config:
     @property
     def finetune_section(self) -> Mapping:
         return self.values["finetune"]
+
+    @property
+    def finetune_aoi(self) -> str | None:
+        return self.finetune_section["aoi"]
+
+    @property
+    def finetune_percents(self) -> list[float]:
+        return list(self.finetune_section["percents"])
 
     def finetune_runs(self) -> list[Run]:
         """Every run of the grid (Table 1 and SI Table 2, each seed)."""
@@ -275,6 +435,14 @@ class Config:
             backbone=self.values["attention"]["backbone"],
         )
 
+    def check_fraction(self, percent: float) -> None:
+        """A fraction with less than one train tile fails now if the fine-tuning AOI's store
+        is built (else when the run starts)."""
+        built = Path(self.stats(self.finetune_section["aoi"]))
+        if built.is_file():
+            valid = json.loads(built.read_text())["tiles"]["train"]["valid"]
+            subset_size(percent, valid)
+
     def prediction_tiles(self) -> int:
         """The first valid test tiles whose predictions each run keeps (the figures')."""
         return self.finetune_section.get("prediction_tiles", FinetuneSettings.prediction_tiles)
@@ -298,7 +466,76 @@ class Config:
         else the first AOI it was pre-trained on."""
         return self.finetune_section["aoi"] or self.pretrain_runs[pretrain]["aois"][0]
 
+    # What the tables and figures show.
+    def table1_pretrains(self) -> list[str]:
+        """The pre-trainings with a Table 1: those the grid fine-tunes."""
+        return list(self.finetune_section["pretrain"])
+
+    @property
+    def unet_baseline(self) -> str | None:
+        """The pre-training of SI Table 2's U-Nets on S1GRD + attention maps, if any."""
+        return self.finetune_section["unet_baseline"]
+
+    def shown_seed(self) -> int:
+        """The seed of the runs the figures show, one run per cell: the grid's first (that
+        of a grid without repeats)."""
+        return grid_seeds(self.finetune_section)[0]
+
+    def attention_predictions_pretrain(self) -> str | None:
+        """The pre-training whose example predictions are drawn (the figure of the
+        attention-only and S1GRD + attention U-Nets): SI Table 2's baseline, when the grid
+        also fine-tunes it with attention maps."""
+        baseline = self.unet_baseline
+        section = self.finetune_section
+        if baseline in section["pretrain"] and "attention" in section["encodings"]:
+            return baseline
+        return None
+
+    def attention_predictions_runs(self, pretrain: str) -> dict[str, Run]:
+        """The runs of the example predictions: the attention-only and the S1GRD +
+        attention U-Net at the largest fraction, with the pre-trained frozen backbone if the
+        grid has it, of the shown seed."""
+        inits = self.finetune_section["inits"]
+        init = Init.FROZEN if Init.FROZEN in inits else inits[0]
+        fraction = max(self.finetune_percents)
+        return {
+            key: Run(pretrain, model, init, fraction, self.shown_seed())
+            for key, model in (
+                ("attention", Model.ATTENTION_UNET),
+                ("s1grd", Model.S1GRD_ATTENTION_UNET),
+            )
+        }
+
+    # The realism check.
+    @property
+    def realism_reference(self) -> str | None:
+        """The real Sentinel-1 chip the synthetic scenes are compared with."""
+        return self.values["realism"]["reference_s1"]
+
+    def realism_check(self) -> dict:
+        """The realism rule's reading of its section: the real chip, the tiles compared with
+        it and the boxcar of the speckle statistics."""
+        realism = self.values["realism"]
+        return {
+            "reference": realism["reference_s1"],
+            "tiles": realism["tiles"],
+            "boxcar_px": realism["boxcar_px"],
+        }
+
     # Maps.
+    @property
+    def map_splits(self) -> list[str]:
+        return list(self.values["maps"]["splits"])
+
+    @property
+    def map_shards(self) -> int:
+        return self.values["maps"]["n_shards"]
+
+    @property
+    def map_page_px(self) -> int:
+        """The largest side of a map drawn into the page."""
+        return self.values["maps"]["page_px"]
+
     def map_aois(self) -> list[str]:
         """The AOIs the maps cover: each pre-training's evaluation AOI, in config order."""
         return list(dict.fromkeys(self.evaluation_aoi(name) for name in self.pretrain_runs))

@@ -1,5 +1,5 @@
 """DINO's multi-crop, as data: the sizes, scales and number of the views cut from a tile
-(sarssl.multicrop cuts them)."""
+(sarssl.tiles.multicrop cuts them)."""
 
 from dataclasses import dataclass
 

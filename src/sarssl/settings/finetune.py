@@ -19,7 +19,7 @@ ViT's token grid (`native`) or upsampled to the tile through the baseline's U-Ne
 (`upsampled`), as config finetune.attention_input says; SI Table 2's U-Net always reads
 them upsampled, beside the S1GRD channels. A frozen backbone's attention maps are read from
 the attention_maps rule's Zarr, so those runs need no ViT at all. The training of one run is
-sarssl.finetune.
+sarssl.training.finetune.
 """
 
 import json

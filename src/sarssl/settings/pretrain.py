@@ -77,7 +77,7 @@ class PretrainSettings:
     checkpoint_every: int = 500
     log_every: int = 20
     # k-NN probe of the teacher on val tiles every `probe_every` steps (0: once per epoch;
-    # -1: never), with the probe section's settings (sarssl.probe) and the run's seed.
+    # -1: never), with the probe section's settings (sarssl.evaluation.probe) and the run's seed.
     probe_every: int = 0
     probe: ProbeSettings = field(default_factory=ProbeSettings)
 
@@ -196,7 +196,7 @@ def settings_differ(saved: dict, settings: PretrainSettings) -> list[str]:
 
 def schedule_readings(settings: Mapping) -> list[str]:
     """What the learning-rate and teacher-temperature schedules of a run are, in words, with
-    the paper's readings they follow (issue 21)."""
+    the paper's readings they follow (its Table 3 states lr 1e-6, which reads two ways)."""
     peak = settings["lr"] * settings["batch_size"] / settings["lr_reference_batch"]
     lr = (
         f"Learning rate: {settings['lr']:g} per {settings['lr_reference_batch']} tiles, i.e. "

@@ -1,4 +1,4 @@
-"""The k-NN patch probe's settings (sarssl.probe runs it)."""
+"""The k-NN patch probe's settings (sarssl.evaluation.probe runs it)."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields

@@ -1,10 +1,11 @@
-"""The separability table's settings and goals (sarssl.separability computes it)."""
+"""The separability table's settings and goals (sarssl.evaluation.separability computes it)."""
 
 from dataclasses import dataclass
 
-# Goals of issue 19 on the synthetic data: no per-pixel classifier above PIXEL_MIOU_GOAL, and
-# a U-Net that sees context at least CONTEXT_GAIN_GOAL above the best per-pixel classifier
-# (the paper's U-Net on real SAR, with context, scores 0.38-0.48 MIoU).
+# Goals of the synthetic data, for scenes as hard per pixel as real SAR: no per-pixel
+# classifier above PIXEL_MIOU_GOAL, and a U-Net that sees context at least CONTEXT_GAIN_GOAL
+# above the best per-pixel classifier (the paper's U-Net on real SAR, with context, scores
+# 0.38-0.48 MIoU).
 PIXEL_MIOU_GOAL = 0.30
 CONTEXT_GAIN_GOAL = 0.05
 # The input column of the context check's row (the per-pixel rows read one pixel).

@@ -1,6 +1,6 @@
 def manifest(wildcards):
     """The shard's manifest, from whichever source the AOI has."""
-    source = aoi_config(wildcards.aoi)["source"]
+    source = CONFIG.source(wildcards.aoi)
     return paths.path(paths.SOURCE_MANIFEST, aoi=wildcards.aoi, source=source)
 
 

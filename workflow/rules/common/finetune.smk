@@ -1,7 +1,4 @@
-import json
-from pathlib import Path
-
-from sarssl.settings.finetune import Run, run_file, runs_vit, subset_size
+from sarssl.settings.finetune import Run, run_file
 
 
 def finetune_runs():
@@ -30,29 +27,23 @@ def finetune_settings(wildcards):
         seed=int(wildcards.seed),
     )
     settings = CONFIG.finetune(run)
-    check_fraction(run.fraction)
+    CONFIG.check_fraction(run.fraction)
     return settings
-
-
-def check_fraction(percent):
-    """A fraction with less than one tile fails now if the AOI's store is built (else
-    when the run starts)."""
-    built = Path(stats(FINETUNE["aoi"]))
-    if built.is_file():
-        subset_size(percent, json.loads(built.read_text())["tiles"]["train"]["valid"])
 
 
 def finetune_inputs(wildcards):
     settings = finetune_settings(wildcards)
-    inputs = {"stats": stats(FINETUNE["aoi"])}
+    inputs = {"stats": stats(CONFIG.finetune_aoi)}
     if settings.checkpoint:
         inputs["backbone"] = backbone_files(wildcards)
     if settings.attention_store:
         inputs["maps"] = paths.path(
-            paths.ATTENTION_METADATA, pretrain=wildcards.pretrain, aoi=FINETUNE["aoi"]
+            paths.ATTENTION_METADATA,
+            pretrain=wildcards.pretrain,
+            aoi=CONFIG.finetune_aoi,
         )
     return inputs
 
 
-def finetune_gpu(wildcards):
-    return 1 if runs_vit(wildcards.model, wildcards.init) else int(FINETUNE["unet_gpu"])
+def finetune_gpus(wildcards):
+    return CONFIG.finetune_gpus(wildcards.model, wildcards.init)

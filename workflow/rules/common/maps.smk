@@ -1,11 +1,9 @@
 from sarssl.settings.finetune import run_file
 
-MAPS = config["maps"]
-
 
 def map_shards(name):
     """The shard COGs of a map (sarssl.settings.config.Config.maps)."""
-    return expand(paths.MAP_SHARD, map=name, shard=range(MAPS["n_shards"]))
+    return expand(paths.MAP_SHARD, map=name, shard=range(CONFIG.map_shards))
 
 
 def prediction_map_inputs(name_pattern):
@@ -18,7 +16,7 @@ def prediction_map_inputs(name_pattern):
 
 
 def chosen_run_files(runs, wildcards):
-    aoi = FINETUNE["aoi"]
+    aoi = CONFIG.finetune_aoi
     return {
         "metrics": [
             run_file(paths.RESULTS, run, paths.FINETUNE_METRICS).as_posix()

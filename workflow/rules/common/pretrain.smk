@@ -1,22 +1,22 @@
-from sarssl.export_format import read_export
+from sarssl.outputs.export_format import read_export
 
 
 def trained(pretrain):
     return CONFIG.trained(pretrain)
 
 
+def backbone(pretrain):
+    return CONFIG.backbone(pretrain)
+
+
 # Invalid settings and export folders fail when the DAG is built, naming the run and key.
-for _name, _run in PRETRAIN.items():
+for _name in PRETRAIN:
     if trained(_name):
         CONFIG.pretrain(_name)
     else:
         read_export(
-            _run["weights"], DATA["tile_px"], f"config pretrain {_name}: weights"
+            backbone(_name), CONFIG.tile_px, f"config pretrain {_name}: weights"
         )
-
-
-def backbone(pretrain):
-    return CONFIG.backbone(pretrain)
 
 
 def backbone_files(wildcards):
@@ -28,15 +28,16 @@ def backbone_files(wildcards):
 
 
 def pretrain_stats(wildcards):
-    return [stats(aoi) for aoi in PRETRAIN[wildcards.pretrain]["aois"]]
+    return [stats(aoi) for aoi in CONFIG.pretrain_aois(wildcards.pretrain)]
 
 
 def pretrain_resource(key):
-    return lambda wildcards: PRETRAIN[wildcards.pretrain][key]
+    """One of a pre-training's JobResources, for its wildcards."""
+    return lambda wildcards: getattr(CONFIG.pretrain_job(wildcards.pretrain), key)
 
 
-def pretrain_gpu_resources():
-    """GPU resources of a pretrain job, the site's settings included. One node: `gpus`
+def pretrain_resources():
+    """The resources of a pretrain job, the site's settings included. One node: `gpus`
     GPUs (--gpus). Several nodes: --nodes, the GPUs per node as a GRES (--gres=gpu[:model]:N
     applies per node) and one task per node, the torchrun launcher that srun starts there.
     """
@@ -45,18 +46,18 @@ def pretrain_gpu_resources():
     }
 
     def multi_node(wildcards):
-        return PRETRAIN[wildcards.pretrain]["nodes"] > 1
+        return CONFIG.pretrain_job(wildcards.pretrain).nodes > 1
 
     def gres(wildcards):
         if not multi_node(wildcards):
             return ""
         model = GPU_SITE_RESOURCES.get("gpu_model")
-        gpus = PRETRAIN[wildcards.pretrain]["gpus"]
+        gpus = CONFIG.pretrain_job(wildcards.pretrain).gpus
         return f"gpu:{model}:{gpus}" if model else f"gpu:{gpus}"
 
     return site | {
         "gpu": lambda wildcards: (
-            0 if multi_node(wildcards) else PRETRAIN[wildcards.pretrain]["gpus"]
+            0 if multi_node(wildcards) else CONFIG.pretrain_job(wildcards.pretrain).gpus
         ),
         "gpu_model": lambda wildcards: (
             "" if multi_node(wildcards) else GPU_SITE_RESOURCES.get("gpu_model", "")
@@ -66,17 +67,21 @@ def pretrain_gpu_resources():
         "slurm_extra": lambda wildcards: (
             "--ntasks-per-node=1" if multi_node(wildcards) else ""
         ),
+        "mem_mb": pretrain_resource("mem_mb"),
+        "runtime": pretrain_resource("runtime"),
     }
 
 
 def pretrain_targets():
     """Checkpoints and exports of the runs that train; attention maps of every run."""
     targets = []
-    for name, run in PRETRAIN.items():
+    for name in PRETRAIN:
         if trained(name):
             targets += [
                 paths.path(pattern, pretrain=name)
                 for pattern in (paths.CHECKPOINT, paths.EXPORT_CARD)
             ]
-        targets += expand(paths.ATTENTION_METADATA, pretrain=name, aoi=run["aois"])
+        targets += expand(
+            paths.ATTENTION_METADATA, pretrain=name, aoi=CONFIG.pretrain_aois(name)
+        )
     return targets

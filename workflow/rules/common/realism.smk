@@ -1,9 +1,6 @@
 import os
 from dataclasses import asdict
 
-REALISM = config["realism"]
-CONTEXT = REALISM["context_unet"]
-
 
 def separability_settings():
     return asdict(CONFIG.separability())
@@ -12,7 +9,7 @@ def separability_settings():
 def realism_reference(wildcards):
     """The real Sentinel-1 chip, an input when it is there: without it the rule still
     writes the table and a figure that says the real panels are missing."""
-    reference = REALISM["reference_s1"]
+    reference = CONFIG.realism_reference
     return [reference] if reference and os.path.isfile(reference) else []
 
 
@@ -20,7 +17,7 @@ def realism_inputs(wildcards):
     """The store's statistics, the real chip where it is there, and the context check's
     U-Net where the config asks for one."""
     inputs = {"stats": stats(wildcards.aoi), "reference": realism_reference(wildcards)}
-    if CONTEXT:
+    if CONFIG.context(wildcards.aoi):
         inputs["context"] = paths.path(paths.CONTEXT_METRICS, aoi=wildcards.aoi)
     return inputs
 

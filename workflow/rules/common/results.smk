@@ -1,12 +1,6 @@
 from dataclasses import asdict
 
-from sarssl.settings.finetune import (
-    SI_TABLE2_MODELS,
-    TABLE1_MODELS,
-    Init,
-    Model,
-    grid_seeds,
-)
+from sarssl.settings.finetune import SI_TABLE2_MODELS, TABLE1_MODELS
 
 
 def evaluation_aoi(pretrain):
@@ -43,14 +37,8 @@ def runs_of(pretrain, models):
     ]
 
 
-def shown_seed():
-    """The seed of the runs the figures show, one run per cell: the grid's first (that of
-    a grid without repeats)."""
-    return grid_seeds(FINETUNE)[0]
-
-
 def shown_runs(pretrain, models):
-    return [run for run in runs_of(pretrain, models) if run.seed == shown_seed()]
+    return [run for run in runs_of(pretrain, models) if run.seed == CONFIG.shown_seed()]
 
 
 def table(pattern, rule_caption):
@@ -68,20 +56,12 @@ def figure(name):
 
 
 def figure2_runs(wildcards):
-    """Example predictions of the attention-only and S1GRD + attention U-Nets: the largest
-    fraction, pre-trained frozen backbone if in the grid, the shown seed."""
-    init = Init.FROZEN if Init.FROZEN in FINETUNE["inits"] else FINETUNE["inits"][0]
-    fraction = max(FINETUNE["percents"])
+    """The example predictions of the attention-only and S1GRD + attention U-Nets
+    (Config.attention_predictions_runs)."""
+    runs = CONFIG.attention_predictions_runs(wildcards.pretrain)
     return {
-        key: run_file(
-            paths.RESULTS,
-            Run(wildcards.pretrain, model, init, fraction, shown_seed()),
-            paths.FINETUNE_PREDICTIONS,
-        ).as_posix()
-        for key, model in (
-            ("attention", Model.ATTENTION_UNET),
-            ("s1grd", Model.S1GRD_ATTENTION_UNET),
-        )
+        key: run_file(paths.RESULTS, run, paths.FINETUNE_PREDICTIONS).as_posix()
+        for key, run in runs.items()
     }
 
 
@@ -104,13 +84,13 @@ def results_targets():
         targets.append(paths.RUNS_TABLE)
     targets += [
         paths.path(paths.TABLE1, pretrain=name, format="md")
-        for name in FINETUNE["pretrain"]
+        for name in CONFIG.table1_pretrains()
     ]
-    baseline = FINETUNE["unet_baseline"]
-    if baseline:
-        targets.append(paths.path(paths.SI_TABLE2, pretrain=baseline, format="md"))
-        if baseline in FINETUNE["pretrain"] and "attention" in FINETUNE["encodings"]:
-            targets.append(
-                paths.path(figure("attention_predictions"), pretrain=baseline)
-            )
+    if CONFIG.unet_baseline:
+        targets.append(
+            paths.path(paths.SI_TABLE2, pretrain=CONFIG.unet_baseline, format="md")
+        )
+    shown = CONFIG.attention_predictions_pretrain()
+    if shown:
+        targets.append(paths.path(figure("attention_predictions"), pretrain=shown))
     return targets

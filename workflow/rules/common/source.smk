@@ -4,7 +4,7 @@ def datasets(wildcards):
 
 
 def n_shards(aoi):
-    return aoi_config(aoi)["n_shards"]
+    return CONFIG.n_shards(aoi)
 
 
 def source_manifest(source):
@@ -14,4 +14,4 @@ def source_manifest(source):
 def gee_request_summary(wildcards):
     from sarssl.dataset.gee import request_summary
 
-    return request_summary(CONFIG.gee_requests(wildcards.aoi), DATA["tile_px"])
+    return request_summary(CONFIG.gee_requests(wildcards.aoi), CONFIG.tile_px)

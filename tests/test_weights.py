@@ -1,0 +1,158 @@
+"""Exported weights in a user's hands (sarssl.weights): the real Sen1Floods11 chip reaches
+the backbone changed only by the documented steps; linear power, a missing band, swapped
+band names, unstated or unknown units, another pixel size and a size off the patch grid
+are refused, naming the problem."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import rasterio
+import rioxarray
+import torch
+from conftest import S1_CHIP
+from test_export import DATA
+
+from sarssl.dataset.bands import CHANNELS, SEASONS
+from sarssl.errors import ConfigError
+from sarssl.outputs.export import export_backbone
+from sarssl.outputs.export_format import read_export
+from sarssl.weights import InputError, load
+
+
+@pytest.fixture(scope="module")
+def export(tiny_checkpoint, tmp_path_factory):
+    data = dataclasses.replace(DATA, pixel_m=10.0)
+    return export_backbone(tiny_checkpoint, tmp_path_factory.mktemp("export"), data)
+
+
+@pytest.fixture(scope="module")
+def loaded(export):
+    return load(export)
+
+
+@pytest.fixture(scope="module")
+def chip():
+    """The chip's VV and VH (dB, NaN nodata) and its georeferencing."""
+    with rasterio.open(S1_CHIP) as source:
+        return source.read().astype(np.float32), source.profile
+
+
+def write(path, bands, profile, descriptions, units=None, transform=None):
+    profile = profile | {"count": len(bands), "dtype": "float32"}
+    if transform is not None:
+        profile["transform"] = transform
+    with rasterio.open(path, "w", **profile) as target:
+        target.write(np.asarray(bands, dtype=np.float32))
+        for index, description in enumerate(descriptions, start=1):
+            target.set_band_description(index, description)
+            if units:
+                target.set_band_unit(index, units)
+    return path
+
+
+def test_the_real_chip_reaches_the_backbone_changed_only_by_the_documented_steps(loaded, chip):
+    """With seasons='replicate' every season holds the date; each channel is the dB value
+    (VV, VH, or VV - VH) minus the export's mean, over its std; the backbone then runs
+    forward."""
+    model, prepare = loaded
+    (vv, vh), _ = chip
+    tensor = prepare(S1_CHIP, units="dB", seasons="replicate")
+    assert tensor.shape == (1, len(CHANNELS), 512, 512) and tensor.dtype == torch.float32
+    mean, std = prepare.contract.mean, prepare.contract.std
+    assert np.isfinite(vv).all() and np.isfinite(vh).all()  # no gap: every pixel compared
+    for season_index, _season in enumerate(SEASONS):
+        for offset, values in enumerate((vv, vh, vv - vh)):
+            channel = 3 * season_index + offset
+            expected = (values - mean[channel]) / std[channel]
+            got = tensor[0, channel].numpy()
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    features = model.forward_features(tensor)
+    assert features.shape == (1, 1 + (512 // 16) ** 2, model.num_features)
+    assert torch.isfinite(features).all()
+
+
+def test_a_dataarray_from_rioxarray_gives_the_geotiffs_tensor(loaded):
+    _, prepare = loaded
+    data = rioxarray.open_rasterio(S1_CHIP, masked=True)
+    from_file = prepare(S1_CHIP, units="dB", seasons="replicate")
+    torch.testing.assert_close(prepare(data, units="dB", seasons="replicate"), from_file)
+
+
+def test_linear_power_is_converted_when_stated_and_refused_as_db(loaded, chip, tmp_path):
+    _, prepare = loaded
+    (vv, vh), profile = chip
+    linear = write(tmp_path / "linear.tif", 10 ** (np.stack([vv, vh]) / 10), profile, ["VV", "VH"])
+    as_db = prepare(S1_CHIP, units="dB", seasons="replicate")
+    torch.testing.assert_close(
+        prepare(linear, units="linear", seasons="replicate"), as_db, rtol=1e-4, atol=1e-4
+    )
+    with pytest.raises(InputError, match="linear power"):
+        prepare(linear, units="dB", seasons="replicate")
+    with pytest.raises(InputError, match=r"units .* not stated; state them"):
+        prepare(linear, seasons="replicate")
+    with pytest.raises(InputError, match="unknown units 'amplitude'"):
+        prepare(linear, units="amplitude", seasons="replicate")
+    declared = write(tmp_path / "declared.tif", [vv, vh], profile, ["VV", "VH"], units="dB")
+    torch.testing.assert_close(prepare(declared, seasons="replicate"), as_db)
+
+
+def test_a_missing_band_swapped_names_and_one_date_unstated_are_refused(loaded, chip, tmp_path):
+    _, prepare = loaded
+    (vv, vh), profile = chip
+    only_vv = write(tmp_path / "vv.tif", [vv], profile, ["VV"])
+    with pytest.raises(InputError, match=r"vv.tif: no band 'VH'"):
+        prepare(only_vv, units="dB", seasons="replicate")
+    swapped = write(tmp_path / "swapped.tif", [vv, vh], profile, ["VH", "VV"])
+    with pytest.raises(InputError, match="swapped"):
+        prepare(swapped, units="dB", seasons="replicate")
+    with pytest.raises(InputError, match="seasons='replicate'"):
+        prepare(S1_CHIP, units="dB")
+
+
+def test_another_pixel_size_and_a_size_off_the_patch_grid_are_refused(loaded, chip, tmp_path):
+    _, prepare = loaded
+    (vv, vh), profile = chip
+    coarse = profile["transform"] * profile["transform"].scale(2, 2)
+    coarse_file = write(tmp_path / "coarse.tif", [vv, vh], profile, ["VV", "VH"], None, coarse)
+    with pytest.raises(InputError, match=r"pixels of 1\d\.\d m, the export was trained on 10 m"):
+        prepare(coarse_file, units="dB", seasons="replicate")
+    cropped = write(tmp_path / "cropped.tif", [vv[:500, :500], vh[:500, :500]],
+                    profile | {"height": 500, "width": 500}, ["VV", "VH"])  # fmt: skip
+    with pytest.raises(InputError, match=r"500 x 500 px is not a whole number of 16 px"):
+        prepare(cropped, units="dB", seasons="replicate")
+    resized = prepare(cropped, units="dB", seasons="replicate", resize=True)
+    assert resized.shape[-2:] == (496, 496)
+
+
+def test_seasonal_bands_are_read_by_name_in_any_order(loaded, chip, tmp_path):
+    """Twelve of the export's channels written in reverse order, VV-VH left out: read by
+    name, VV-VH recomputed; each season its own values."""
+    _, prepare = loaded
+    (vv, vh), profile = chip
+    shift = {season: 0.5 * i for i, season in enumerate(SEASONS)}  # dB per season
+    bands = {
+        f"{s}_{p}": values + shift[s] for s in SEASONS for p, values in (("VV", vv), ("VH", vh))
+    }
+    names = list(bands)[::-1]
+    seasonal = write(tmp_path / "seasonal.tif", [bands[n] for n in names], profile, names)
+    tensor = prepare(seasonal, units="dB")
+    observed = np.isfinite(vv) & np.isfinite(vh)
+    mean, std = prepare.contract.mean, prepare.contract.std
+    for season in SEASONS:
+        channel = CHANNELS.index(f"{season}_VV")
+        expected = (vv + shift[season] - mean[channel]) / std[channel]
+        np.testing.assert_allclose(tensor[0, channel].numpy()[observed], expected[observed],
+                                   rtol=1e-5, atol=1e-5)  # fmt: skip
+
+
+def test_an_export_in_other_units_is_refused_naming_the_key(export, tmp_path):
+    import json
+    import shutil
+
+    folder = shutil.copytree(export, tmp_path / "linear-export")
+    config = json.loads((folder / "config.json").read_text())
+    config["sarssl"]["units"] = "linear"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"sarssl\.units is 'linear'"):
+        read_export(folder, None, "export")
