@@ -28,7 +28,10 @@ core):
     python benchmarks/learning.py --workdir /tmp/learning --out benchmarks
 
 `--probe-only` pre-trains and probes, without the fine-tuning and the context check;
-`--probe-every N` probes the teacher on val every N steps (the budgets read along a run).
+`--probe-every N` probes the teacher on val every N steps (-1: only the final probe).
+`--budgets 1 2 4 8` is the compute ladder: each variant trained once per budget (epochs),
+each run with its schedules scaled to its own length, and the gains against the steps in
+`learning_ladder.png`.
 
 Variants (see `variants`): DINO's own recipe (sarssl.settings.recipes, scaled to the run's
 length by its `scaled_to_run`), alone (`dino`), with the SAR photometric augmentation
@@ -382,7 +385,9 @@ def main() -> None:
         started = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(REPO / "Snakefile"),
-             "--directory", str(args.workdir), "--cores", "2", "--configfile", str(configfile)],
+             "--directory", str(args.workdir), "--cores", "2", "--configfile", str(configfile),
+             # A workdir's store is reused across versions of the code; runs are new names.
+             "--rerun-triggers", "mtime", "params", "input"],
             check=True,
         )  # fmt: skip
         minutes = (time.perf_counter() - started) / 60

@@ -138,3 +138,32 @@ def test_the_workflow_reads_the_config_only_through_config():
         if (reads := raw_config_reads(path.read_text()))
     }
     assert not found, f"raw config reads: {found}"
+
+
+SCHEMA_KEYWORDS = {
+    "$schema", "description", "type", "default", "enum", "const", "properties",
+    "additionalProperties", "required", "items", "minItems", "maxItems", "uniqueItems",
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "pattern",
+    "minLength", "maxLength", "oneOf", "anyOf", "allOf", "not", "if", "then", "else",
+}  # fmt: skip
+
+
+def test_every_key_of_the_config_schema_is_a_json_schema_keyword():
+    """An unquoted description with a comma in YAML's flow style splits into stray keys,
+    which JSON Schema ignores: the description is lost without an error."""
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    stray = []
+
+    def walk(node: dict, where: str) -> None:
+        stray.extend(f"{where}: {key!r}" for key in node if key not in SCHEMA_KEYWORDS)
+        for key, child in node.get("properties", {}).items():
+            walk(child, f"{where}.{key}")
+        for key in ("items", "additionalProperties"):
+            if isinstance(node.get(key), dict):
+                walk(node[key], f"{where}[{key}]")
+        for key in ("oneOf", "anyOf", "allOf"):
+            for index, child in enumerate(node.get(key, [])):
+                walk(child, f"{where}.{key}[{index}]")
+
+    walk(schema, "schema")
+    assert not stray, stray

@@ -11,6 +11,7 @@ import rasterio
 import rioxarray
 import torch
 from conftest import S1_CHIP
+from rasterio.transform import Affine
 from test_export import DATA
 
 from sarssl.dataset.bands import CHANNELS, SEASONS
@@ -113,7 +114,7 @@ def test_a_missing_band_swapped_names_and_one_date_unstated_are_refused(loaded, 
 def test_another_pixel_size_and_a_size_off_the_patch_grid_are_refused(loaded, chip, tmp_path):
     _, prepare = loaded
     (vv, vh), profile = chip
-    coarse = profile["transform"] * profile["transform"].scale(2, 2)
+    coarse = profile["transform"] @ Affine.scale(2, 2)
     coarse_file = write(tmp_path / "coarse.tif", [vv, vh], profile, ["VV", "VH"], None, coarse)
     with pytest.raises(InputError, match=r"pixels of 1\d\.\d m, the export was trained on 10 m"):
         prepare(coarse_file, units="dB", seasons="replicate")
