@@ -210,16 +210,16 @@ def read_export(folder: str | Path, tile_px: int | None, what: str) -> dict:
             f"{what}: {path}: model_args.img_size is {key('model_args', 'img_size')}, the "
             f"pipeline's tiles are {tile_px} px (data.tile_px)"
         )
-    if key("sarssl", "units") != UNITS:
-        raise ConfigError(
-            f"{what}: {path}: sarssl.units is {key('sarssl', 'units')!r}; the pipeline's "
-            f"channels are in {UNITS}"
-        )
     channels = key("sarssl", "channels")
     if list(channels) != list(CHANNELS):
         raise ConfigError(
             f"{what}: {path}: sarssl.channels {channels} are not the pipeline's channels in "
             f"order {list(CHANNELS)}"
+        )
+    if key("sarssl", "units") != UNITS:
+        raise ConfigError(
+            f"{what}: {path}: sarssl.units is {key('sarssl', 'units')!r}; the pipeline's "
+            f"channels are in {UNITS}"
         )
     for stat in ("mean", "std"):
         values = key("pretrained_cfg", stat)
