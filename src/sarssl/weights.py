@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import rasterio
 import timm
 import torch
 import torch.nn.functional as F
@@ -61,22 +62,19 @@ class InputError(SarsslError):
 
 @dataclass(frozen=True)
 class Contract:
-    """What an export's backbone expects (its config.json)."""
+    """What an export's backbone expects (its config.json, whose channels and units
+    read_export has checked)."""
 
-    channels: tuple[str, ...]
-    mean: np.ndarray  # (12,) dB
+    mean: np.ndarray  # (12,) dB, in the order of sarssl.dataset.bands.CHANNELS
     std: np.ndarray  # (12,) dB
-    tile_px: int
     pixel_m: float | None  # None for exports written before it was recorded
     patch_px: int
 
     @classmethod
     def of_config(cls, config: dict, patch_px: int) -> "Contract":
         return cls(
-            channels=tuple(config["sarssl"]["channels"]),
             mean=np.asarray(config["pretrained_cfg"]["mean"], dtype=np.float32),
             std=np.asarray(config["pretrained_cfg"]["std"], dtype=np.float32),
-            tile_px=config["model_args"]["img_size"],
             pixel_m=config["sarssl"].get("pixel_m"),
             patch_px=patch_px,
         )
@@ -103,8 +101,6 @@ def pixel_size_m(transform: Affine, crs: object, rows: int) -> float | None:
 
 
 def read_geotiff(path: str | Path) -> Bands:
-    import rasterio
-
     raster = read_raster(path, Path(path).name, what="input")
     with rasterio.open(path) as source:
         units = tuple(u or None for u in source.units)
