@@ -2,6 +2,9 @@
 Engine (Sen1Floods11, tests/data/sen1floods11/README.md) and an ESA WorldCover 2020 tile
 (../shared/data/real/README.md)."""
 
+import hashlib
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -115,3 +118,12 @@ def test_worldcover_tile_overview_is_read_without_loading_the_whole_tile():
     lon, lat = overview.transform @ (cols + 0.5, rows + 0.5)
     assert lon.min() > 6.44 and lon.max() < 7.48 and lat.min() > -0.01 and lat.max() < 1.72
     assert len(rows) > 100
+
+
+def test_the_vendored_chip_and_label_are_the_files_their_readme_describes():
+    """The checksums published in tests/data/sen1floods11/README.md."""
+    readme = (S1_CHIP.parent / "README.md").read_text()
+    for path in (S1_CHIP, S1_LABELS):
+        listed = re.search(rf"`{re.escape(path.name)}` \|.*\| `([0-9a-f]{{64}})` \|", readme)
+        assert listed, f"{path.name} is not listed with its sha256"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == listed.group(1), path.name

@@ -9,7 +9,7 @@ quarter of the bytes of float32, half of float16.
 One scale and one offset for all 12 channels: CF packs a variable with scalar attributes, and
 xarray's decoder takes them as scalars, so per-channel ranges would not decode. The range
 must then hold VV, VH and VV-VH of real seasonal means together. On the real Sentinel-1 chip
-in `shared/data/real` (Sen1Floods11, Murcia) after a 5 x 5 boxcar (about a seasonal mean's
+in `tests/data/sen1floods11` (Sen1Floods11, Murcia) after a 5 x 5 boxcar (about a seasonal mean's
 speckle) VV spans -27.6..+21.0 dB, VH -40.4..+0.7 dB and VV-VH -3.6..+35.4 dB; the IW noise
 floor lies near -22 to -25 dB before thermal-noise removal and well below after it. Hence
 -45 dB to about +40 dB:

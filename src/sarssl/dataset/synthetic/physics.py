@@ -20,7 +20,7 @@
       bias = 10/ln(10) * (digamma(L) - ln L)        (about -0.51 dB)
       std  = 10/ln(10) * sqrt(trigamma(L) / n)      (about 0.63 dB for n = 12).
   GRD-HR has a resolution of about 20 x 22 m on a 10 m pixel grid, so speckle is correlated
-  between neighbouring pixels. In the real chip ../shared/data/real/sen1floods11 (VV after
+  between neighbouring pixels. In the real chip tests/data/sen1floods11 (VV after
   removing a 9 x 9 local mean) the correlation is 0.72-0.76 at one pixel and 0.28-0.43 at
   two; white noise smoothed by a Gaussian of 1 pixel has 0.78 and 0.37.
 """
