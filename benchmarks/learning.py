@@ -59,7 +59,7 @@ from matplotlib.figure import Figure
 from scipy import stats as scipy_stats
 
 from sarssl import paths
-from sarssl.evaluation.probe import RANDOM_INIT, READINGS
+from sarssl.evaluation.probe import CLS, RANDOM_INIT, READINGS
 from sarssl.settings.finetune import Init, Model, Run, grid_seeds, run_file
 from sarssl.settings.recipes import DINO, DINO_RECIPE, scaled_to_run
 from sarssl.settings.separability import CONTEXT_INPUT
@@ -336,7 +336,11 @@ def ladder_plot(table: pd.DataFrame, ladder: dict[str, tuple[str, int]], path: P
             axis.errorbar(rows["steps"], rows["miou_gain_points"], yerr=[low, high],
                           marker="o", capsize=3, label=variant)  # fmt: skip
         axis.axhline(0, color="grey", linewidth=0.8)
-        axis.set(title=f"{reading} reading, {split}", xlabel="steps", xscale="log")
+        name = "CLS" if reading == CLS else reading
+        axis.set(title=f"{name} reading, {split}", xlabel="steps (log scale)", xscale="log")
+        steps = sorted(cells["steps"].unique())
+        axis.set_xticks(steps, [str(s) for s in steps])
+        axis.minorticks_off()
     axes[0].set_ylabel("MIoU gain over random init (points)")
     axes[0].legend(fontsize=7)
     figure.tight_layout()
