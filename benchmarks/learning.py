@@ -35,12 +35,13 @@ each run with its schedules scaled to its own length, and the gains against the 
 
 Variants (see `variants`): DINO's own recipe (sarssl.settings.recipes, scaled to the run's
 length by its `scaled_to_run`), alone (`dino`), with the SAR photometric augmentation
-(`dino-sar`), and with the learning rate scaled by the square root of the batch
-(`dino-sar-sqrt-lr`); the demo's settings (the paper's temperatures); the paper's learning
-rate in its two readings: 1e-6 as DINO's --lr, which at the paper's batch of 256 is also DINO's
-min_lr, so the schedule is flat (`paper-lr-literal`), and 1e-6 as min_lr under DINO's peak
-of 5e-4 per 256 tiles (`paper-lr-dino`), both scaled to the benchmark's batch as DINO
-scales them; DINO's teacher momentum; DINO's own teacher temperatures.
+(`dino-sar`), and with the learning rate scaled by the square root of the batch, without
+and with the augmentation (`dino-sqrt-lr`, `dino-sar-sqrt-lr`); the demo's settings (the
+paper's temperatures); the paper's learning rate in its two readings: 1e-6 as DINO's --lr,
+which at the paper's batch of 256 is also DINO's min_lr, so the schedule is flat
+(`paper-lr-literal`), and 1e-6 as min_lr under DINO's peak of 5e-4 per 256 tiles
+(`paper-lr-dino`), both scaled to the benchmark's batch as DINO scales them; DINO's teacher
+momentum; DINO's own teacher temperatures.
 """
 
 import argparse
@@ -85,6 +86,9 @@ def variants(batch_size: int, epochs: int = 10, train_tiles: int = TRAIN_TILES) 
         "dino": dino,
         # The same with the SAR photometric augmentation of each view.
         "dino-sar": dino | {"augment": {"enabled": True}},
+        # DINO's recipe with the learning rate scaled by the square root of the batch
+        # (DINOv2's rule) instead of linearly: 5.7 x the linear rule at a batch of 8.
+        "dino-sqrt-lr": dino | {"lr": DINO_LR * (REFERENCE_BATCH / batch_size) ** 0.5},
         # ... with the learning rate scaled by the square root of the batch (DINOv2's rule)
         # instead of linearly: 5e-4 x sqrt(8 / 256) at a batch of 8, 5.7 x the linear rule.
         "dino-sar-sqrt-lr": dino
