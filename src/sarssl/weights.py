@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import rasterio
 import timm
 import torch
 import torch.nn.functional as F
@@ -102,13 +101,10 @@ def pixel_size_m(transform: Affine, crs: object, rows: int) -> float | None:
 
 def read_geotiff(path: str | Path) -> Bands:
     raster = read_raster(path, Path(path).name, what="input")
-    with rasterio.open(path) as source:
-        units = tuple(u or None for u in source.units)
-    names = raster.band_names
     return Bands(
-        names,
+        raster.band_names,
         raster.data,
-        units,
+        raster.units,
         pixel_size_m(raster.transform, raster.crs, raster.shape[0]),
         str(path),
         raster.valid,

@@ -31,6 +31,7 @@ class Raster:
     # (band, row, col) False where GDAL masks the pixel (nodata value, internal or per-band
     # mask); None when every pixel is valid.
     valid: np.ndarray | None = None
+    units: tuple[str | None, ...] = ()  # per band, as the file declares them (None: unstated)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -84,9 +85,12 @@ def read_raster(
                 valid = src.read_masks(**options) != 0
             names = tuple(d or f"band{i + 1}" for i, d in enumerate(src.descriptions))
             crs = src.crs.to_string() if src.crs else ""
+            units = tuple(u or None for u in src.units)
     except rasterio.errors.RasterioError as err:
         raise TileError(tile, f"cannot read {name} {path}: {err}") from err
-    return Raster(data=data, band_names=names, crs=crs, transform=transform, valid=valid)
+    return Raster(
+        data=data, band_names=names, crs=crs, transform=transform, valid=valid, units=units
+    )
 
 
 def write_geotiff(

@@ -464,7 +464,7 @@ class Config:
     def evaluation_aoi(self, pretrain: str) -> str:
         """Where a backbone's attention is shown, scored and mapped: the fine-tuning AOI,
         else the first AOI it was pre-trained on."""
-        return self.finetune_section["aoi"] or self.pretrain_runs[pretrain]["aois"][0]
+        return self.finetune_aoi or self.pretrain_aois(pretrain)[0]
 
     # What the tables and figures show.
     def table1_pretrains(self) -> list[str]:
@@ -517,7 +517,7 @@ class Config:
         it and the boxcar of the speckle statistics."""
         realism = self.values["realism"]
         return {
-            "reference": realism["reference_s1"],
+            "reference": self.realism_reference,
             "tiles": realism["tiles"],
             "boxcar_px": realism["boxcar_px"],
         }
@@ -555,10 +555,9 @@ class Config:
                 paths.path(paths.RUN_MAP, **run_wildcards(by_name[name])): (by_name[name],)
                 for name in chosen
             }
-        tables = [("table1", name, TABLE1_MODELS) for name in self.finetune_section["pretrain"]]
-        if self.finetune_section["unet_baseline"]:
-            baseline = self.finetune_section["unet_baseline"]
-            tables.append(("si_table2", baseline, SI_TABLE2_MODELS))
+        tables = [("table1", name, TABLE1_MODELS) for name in self.table1_pretrains()]
+        if self.unet_baseline:
+            tables.append(("si_table2", self.unet_baseline, SI_TABLE2_MODELS))
         maps = {
             paths.path(paths.BEST_RUN_MAP, table=table, pretrain=pretrain): tuple(
                 run for run in runs if run.pretrain == pretrain and run.model in models
