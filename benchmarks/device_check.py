@@ -63,7 +63,7 @@ from sarssl.dataset.storeinfo import StoreInfo
 from sarssl.dataset.worldcover import NUM_CLASSES
 from sarssl.devices import PEAK_ENVIRONMENT, device_description, mfu, peak_flops, peak_memory_gb
 from sarssl.evaluation.attention_maps import extract_attention_maps
-from sarssl.evaluation.probe import RANDOM_INIT, READINGS, probe_table
+from sarssl.evaluation.probe import PATCH_MEANS, RANDOM_INIT, READINGS, probe_table
 from sarssl.models.backbone import create_backbone, read_checkpoint
 from sarssl.settings.finetune import (
     MODEL_ATTENTION_INPUTS,
@@ -551,7 +551,7 @@ def learning(store: Path, device: torch.device, sizes: Sizes, workdir: Path) -> 
     for split, rows in table.groupby("split"):
         by_backbone = rows.set_index("backbone")
         teacher, random = by_backbone.loc["pre-trained (teacher)"], by_backbone.loc[RANDOM_INIT]
-        means = by_backbone.loc["patch means (no network)"]
+        means = by_backbone.loc[PATCH_MEANS]
         probe[split] = {
             reading: {
                 "miou": teacher[f"{reading}_miou"],

@@ -60,7 +60,7 @@ from matplotlib.figure import Figure
 from scipy import stats as scipy_stats
 
 from sarssl import paths
-from sarssl.evaluation.probe import CLS, RANDOM_INIT, READINGS
+from sarssl.evaluation.probe import CLS, PATCH_MEANS, RANDOM_INIT, READINGS, SUPERVISED
 from sarssl.settings.finetune import Init, Model, Run, grid_seeds, run_file
 from sarssl.settings.recipes import DINO, DINO_RECIPE, scaled_to_run
 from sarssl.settings.separability import CONTEXT_INPUT
@@ -167,6 +167,13 @@ def config(args: argparse.Namespace, wkt: Path) -> dict:
             "train_tiles": 163,
             "eval_tiles": 64,
             "gpu": False,
+            # The probe's ceiling: the ViT trained on every train tile's labels, once (every
+            # run shares the architecture and the data).
+            "supervised_reference": {
+                "percent": 100,
+                "epochs": args.supervised_epochs,
+                "pretrain": [f"learning-{finetuned_run(args)}"],
+            },
         },
         "attention": {**demo["attention"], "gpu": False},
         "realism": demo["realism"],  # with the context check
@@ -252,24 +259,21 @@ def context_summary(workdir: Path, args: argparse.Namespace) -> pd.DataFrame:
 
 
 def references(workdir: Path, variant: str) -> pd.DataFrame:
-    """Per split: the k-NN probe on patch means (the probe table's row: the same tiles, k and
-    votes for every variant) and the share of the most common class among the split's
-    labelled pixels."""
+    """Per split: the k-NN probe on patch means and on the supervised reference's ViT (the
+    probe table's rows: the same tiles, k and votes for every variant) and the share of the
+    most common class among the split's labelled pixels."""
     stats = yaml.safe_load((workdir / "results/learning/stats.json").read_text())
     table = pd.read_csv(workdir / f"results/tables/probe_learning-{variant}.csv")
     rows = []
     for split in ("val", "test"):
         scores = table[table["split"] == split].set_index("backbone")
-        means = scores.loc["patch means (no network)"]
         pixels = np.asarray(stats["class_pixels"][split], dtype=float)
-        rows.append(
-            {
-                "split": split,
-                "patch_means_accuracy": means.patch_accuracy,
-                "patch_means_miou": means.patch_miou,
-                "majority_share": pixels.max() / pixels.sum(),
-            }
-        )
+        row = {"split": split}
+        for name, backbone in (("patch_means", PATCH_MEANS), ("supervised", SUPERVISED)):
+            for reading, score in itertools.product(READINGS, ("accuracy", "miou")):
+                column = f"{reading}_{score}"
+                row[f"{name}_{column}"] = scores.loc[backbone, column]
+        rows.append(row | {"majority_share": pixels.max() / pixels.sum()})
     return pd.DataFrame(rows)
 
 
@@ -291,7 +295,7 @@ def summary(workdir: Path, names: list[str]) -> tuple[pd.DataFrame, dict[str, pd
                 column = f"{reading}_{score}"
                 row[f"teacher_{score}"] = teacher[column]
                 row[f"random_{score}"] = scores.loc[RANDOM_INIT, column]
-                row[f"means_{score}"] = scores.loc["patch means (no network)", column]
+                row[f"means_{score}"] = scores.loc[PATCH_MEANS, column]
                 for end in ("", "_low", "_high"):
                     row[f"{score}_gain_points{end}"] = 100 * teacher[f"{column}_gain{end}"]
             row["collapse"] = verdict["verdict"]
@@ -367,7 +371,18 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--finetune-percents", nargs=2, type=float, default=[5.0, 20.0])
+    parser.add_argument("--finetune-percents", nargs="+", type=float, default=[5.0, 20.0])
+    parser.add_argument(
+        "--supervised-epochs",
+        type=int,
+        default=30,
+        help="epochs of the probe's supervised reference (every train tile)",
+    )
+    parser.add_argument(
+        "--no-context",
+        action="store_true",
+        help="fine-tune without the context check (separability, U-Nets on S1GRD)",
+    )
     parser.add_argument("--finetune-seeds", type=int, default=3)
     parser.add_argument("--probe-every", type=int, default=0, help="steps (0: once per epoch)")
     parser.add_argument(
@@ -389,8 +404,9 @@ def main() -> None:
         configfile.write_text(yaml.safe_dump(config(args, wkt)))
         targets = [f"results/tables/probe_learning-{name}.csv" for name in runs(args)]
         if not args.probe_only:
-            targets += ["results/tables/runs.csv", "results/tables/separability_learning.csv"]
-            targets += unet_targets(args)
+            targets += ["results/tables/runs.csv"]
+        if not (args.probe_only or args.no_context):
+            targets += ["results/tables/separability_learning.csv", *unet_targets(args)]
         started = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(REPO / "Snakefile"),
@@ -415,6 +431,7 @@ def main() -> None:
         ladder_plot(table, runs(args), args.out / "learning_ladder.png")
     if not args.probe_only:
         print(finetune_summary(args.workdir).to_markdown(index=False))
+    if not (args.probe_only or args.no_context):
         print(context_summary(args.workdir, args).to_markdown(index=False, floatfmt=".3f"))
 
 

@@ -34,7 +34,7 @@ from sarssl.settings.finetune import Init, Model
 
 REPO = Path(__file__).resolve().parents[1]
 # The default config's realism.reference_s1, relative to the repository.
-REFERENCE = REPO.parent / "shared/data/real/sen1floods11/Spain_7370579_S1Hand.tif"
+REFERENCE = REPO / "tests/data/sen1floods11/Spain_7370579_S1Hand.tif"
 
 
 def unet_baseline(runs_csv: Path) -> pd.DataFrame:

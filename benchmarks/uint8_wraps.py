@@ -27,7 +27,7 @@ from scipy.ndimage import uniform_filter
 from sarssl.dataset.s1layout import UINT8_STEP_DB, decode
 
 REPO = Path(__file__).resolve().parents[1]
-CHIP = REPO.parent / "shared/data/real/sen1floods11/Spain_7370579_S1Hand.tif"
+CHIP = REPO / "tests/data/sen1floods11/Spain_7370579_S1Hand.tif"
 
 
 def boxcar_db(band: np.ndarray, size: int) -> np.ndarray:

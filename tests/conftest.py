@@ -24,11 +24,13 @@ from sarssl.dataset.synthetic import write_synthetic_shard
 
 TESTS = Path(__file__).resolve().parent  # also the home of the tests' helper modules
 REPO = TESTS.parent
-REAL_DATA = REPO.parent / "shared" / "data" / "real"
-# The Sentinel-1 chip and its hand label, kept in the repository (tests/data/sen1floods11).
-SEN1FLOODS11 = REPO / "tests" / "data" / "sen1floods11"
+# Real rasters kept in the repository, each folder with its README (source, licence, sha256):
+# the Sentinel-1 chip and its hand label, and a WorldCover tile.
+REAL_DATA = REPO / "tests" / "data"
+SEN1FLOODS11 = REAL_DATA / "sen1floods11"
 S1_CHIP = SEN1FLOODS11 / "Spain_7370579_S1Hand.tif"
 S1_LABELS = SEN1FLOODS11 / "Spain_7370579_LabelHand.tif"
+WORLDCOVER = REAL_DATA / "esa_worldcover" / "ESA_WorldCover_10m_2020_v100_N00E006_Map.tif"
 TEST_TILE_PX = 32
 TEST_PIXEL_M = 10
 SEED = 39

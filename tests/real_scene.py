@@ -26,14 +26,13 @@ import geetiles.gee
 import numpy as np
 import rasterio
 import shapely.affinity
-from conftest import REAL_DATA, S1_CHIP
+from conftest import S1_CHIP, WORLDCOVER
 from fake_earthengine import BandSource, FakeEarthEngine
 from rasterio.windows import Window
 
 from sarssl.dataset.bands import SEASONS
 from sarssl.dataset.grid import read_tiles
 
-WORLDCOVER = REAL_DATA / "esa_worldcover" / "ESA_WorldCover_10m_2020_v100_N00E006_Map.tif"
 # Land of São Tomé in the WorldCover tile, where labels are read (lon, lat wrap into it).
 LABEL_BOX = (6.53, 0.12, 6.73, 0.36)
 # geetiles' seasons of 2020 (its filterDate ranges).

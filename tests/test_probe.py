@@ -15,8 +15,10 @@ from sarssl.dataset.worldcover import IGNORE_INDEX, NUM_CLASSES
 from sarssl.evaluation.probe import (
     CLS,
     PATCH,
+    PATCH_MEANS,
     RANDOM_INIT,
     READINGS,
+    SUPERVISED,
     PatchMeans,
     PatchProbe,
     ProbeScores,
@@ -28,8 +30,9 @@ from sarssl.evaluation.probe import (
     scores_of,
     tile_labels,
 )
-from sarssl.models.backbone import create_backbone
+from sarssl.models.backbone import create_backbone, load_backbone
 from sarssl.models.dino import collapse_indicators
+from sarssl.models.segmentation import Backbone, TokenDecoder
 from sarssl.settings.probe import ProbeSettings
 from sarssl.tiles.loader import Normalisation, split_tiles
 
@@ -150,13 +153,25 @@ def test_the_probe_of_a_backbone_is_deterministic_and_counts_every_labelled_patc
     assert (first[CLS].tile_confusions.sum(axis=(1, 2)) <= 1).all()
 
 
-def test_the_probe_table_has_references_and_intervals_that_hold_its_scores(store, tiny_checkpoint):
+def test_the_probe_table_has_references_and_intervals_that_hold_its_scores(
+    store, tiny_checkpoint, tmp_path
+):
+    # The supervised reference's model: a tokens decoder around the teacher's ViT, so its
+    # row must equal the teacher's, read back from the state dict alone.
+    teacher = load_backbone(tiny_checkpoint, "teacher").network
+    decoder = TokenDecoder(Backbone(teacher, frozen=False), NUM_CLASSES, width=4)
+    torch.save(decoder.state_dict(), tmp_path / "model.pt")
     settings = ProbeSettings(train_tiles=8, eval_tiles=6, bank_patches=3, batch_size=3)
-    table = probe_table(tiny_checkpoint, store, settings)
-    backbones = ["pre-trained (teacher)", "pre-trained (student)", RANDOM_INIT,
-                 "patch means (no network)"]  # fmt: skip
+    table = probe_table(tiny_checkpoint, store, settings, tmp_path / "model.pt")
+    backbones = ["pre-trained (teacher)", "pre-trained (student)", RANDOM_INIT, PATCH_MEANS,
+                 SUPERVISED]  # fmt: skip
     assert table["backbone"].tolist() == backbones * 2
-    assert table["split"].tolist() == ["val"] * 4 + ["test"] * 4
+    assert table["split"].tolist() == ["val"] * 5 + ["test"] * 5
+    scores = table.columns[table.columns.str.startswith(("patch_", "cls_"))]
+    by_backbone = table.set_index(["backbone", "split"])
+    np.testing.assert_array_equal(
+        by_backbone.loc[SUPERVISED, scores], by_backbone.loc["pre-trained (teacher)", scores]
+    )
     for score in ("patch_accuracy", "patch_miou", "cls_accuracy", "cls_miou"):
         low, point, high = (table[f"{score}{end}"] for end in ("_low", "", "_high"))
         assert ((low <= point) & (point <= high)).all()

@@ -63,7 +63,7 @@ def test_figure_with_the_real_chip(tiny_store, tmp_path):
     summary = comparison.summary().set_index("source")
     assert comparison.note == "" and len(summary) == 3
     single, boxcar_row = summary.iloc[1], summary.iloc[2]
-    # The chip's documented percentiles (shared/data/real/README.md), over its windows.
+    # The chip's documented percentiles (tests/data/sen1floods11/README.md), over its windows.
     assert single["vv_p50"] == pytest.approx(-10.5, abs=0.3)
     assert single["vh_p50"] == pytest.approx(-17.7, abs=0.3)
     # The boxcar takes speckle away: narrower tails, a smaller nugget.

@@ -66,6 +66,13 @@ CONTEXT_METRICS, CONTEXT_CONFIG, CONTEXT_PREDICTIONS, CONTEXT_LOG, CONTEXT_MODEL
     CONTEXT_RUN + name for name in RUN_FILES
 )
 CONTEXT_BENCHMARK = JOB_BENCHMARKS + "/realism/context_unet_{aoi}.tsv"
+# The probe's supervised reference of a pre-training: its ViT from scratch with the tokens
+# decoder on the evaluation AOI's labels, a fine-tuning run outside the grid.
+SUPERVISED_RUN = PRETRAIN + "/supervised_reference"
+SUPERVISED_METRICS, SUPERVISED_CONFIG, SUPERVISED_PREDICTIONS, SUPERVISED_LOG, SUPERVISED_MODEL = (
+    SUPERVISED_RUN + name for name in RUN_FILES
+)
+SUPERVISED_BENCHMARK = JOB_BENCHMARKS + "/results/supervised_reference_{pretrain}.tsv"
 
 # Results.
 TABLES = "results/tables"

@@ -1,6 +1,6 @@
 """The reading code on real files nobody here made: a Sentinel-1 GRD chip exported from Earth
-Engine (Sen1Floods11, tests/data/sen1floods11/README.md) and an ESA WorldCover 2020 tile
-(../shared/data/real/README.md)."""
+Engine (Sen1Floods11) and an ESA WorldCover 2020 tile, kept in tests/data (each folder's
+README.md)."""
 
 import hashlib
 import re
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import rasterio
 import zarr
-from conftest import REAL_DATA, S1_CHIP, S1_LABELS
+from conftest import S1_CHIP, S1_LABELS, WORLDCOVER
 from rasterio.transform import Affine
 
 from sarssl.dataset.bands import EXPORT_BANDS
@@ -23,12 +23,6 @@ from sarssl.dataset.tilegrid import TileGrid
 from sarssl.dataset.worldcover import CODES
 from sarssl.errors import TileError
 
-WORLDCOVER = REAL_DATA / "esa_worldcover" / "ESA_WorldCover_10m_2020_v100_N00E006_Map.tif"
-
-needs_worldcover = pytest.mark.skipif(
-    not WORLDCOVER.is_file(), reason=f"the WorldCover tile is not in {REAL_DATA}"
-)
-
 
 def test_real_s1_chip_keeps_values_bands_and_georeferencing():
     chip = read_raster(S1_CHIP, "spain")
@@ -39,7 +33,7 @@ def test_real_s1_chip_keeps_values_bands_and_georeferencing():
     assert chip.transform.c == pytest.approx(-0.78, abs=0.01) and chip.transform.f == pytest.approx(
         38.13, abs=0.01
     )
-    # Percentiles published with the file (../shared/data/real/README.md).
+    # Percentiles published with the file (tests/data/sen1floods11/README.md).
     np.testing.assert_allclose(
         np.nanpercentile(chip.data[0], [1, 50, 99]), [-25.4, -10.5, 2.5], atol=0.05
     )
@@ -94,7 +88,6 @@ def test_real_chip_goes_through_the_store_with_its_values_and_grid(tmp_path):
     np.testing.assert_allclose(stored[11], chip.data[0] - chip.data[1])  # autumn_VV-VH
 
 
-@needs_worldcover
 def test_worldcover_tile_is_read_through_a_window_with_its_codes_and_grid():
     bounds = (6.60, 0.20, 6.61, 0.21)  # 120 x 120 px of São Tomé at 8.333e-5 degrees
     window = read_raster(WORLDCOVER, "stp", bounds=bounds)
@@ -107,7 +100,6 @@ def test_worldcover_tile_is_read_through_a_window_with_its_codes_and_grid():
     np.testing.assert_array_equal(window.data[0], direct)
 
 
-@needs_worldcover
 def test_worldcover_tile_overview_is_read_without_loading_the_whole_tile():
     whole = (6.0, 0.0, 9.0, 3.0)
     overview = read_raster(WORLDCOVER, "stp", bounds=whole, out_shape=(562, 562))
@@ -120,10 +112,10 @@ def test_worldcover_tile_overview_is_read_without_loading_the_whole_tile():
     assert len(rows) > 100
 
 
-def test_the_vendored_chip_and_label_are_the_files_their_readme_describes():
-    """The checksums published in tests/data/sen1floods11/README.md."""
-    readme = (S1_CHIP.parent / "README.md").read_text()
-    for path in (S1_CHIP, S1_LABELS):
-        listed = re.search(rf"`{re.escape(path.name)}` \|.*\| `([0-9a-f]{{64}})` \|", readme)
-        assert listed, f"{path.name} is not listed with its sha256"
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == listed.group(1), path.name
+@pytest.mark.parametrize("path", [S1_CHIP, S1_LABELS, WORLDCOVER], ids=lambda p: p.name)
+def test_the_vendored_rasters_are_the_files_their_readme_describes(path):
+    """The checksums published in each folder's README.md."""
+    readme = (path.parent / "README.md").read_text()
+    listed = re.search(rf"`{re.escape(path.name)}` \|.*\| `([0-9a-f]{{64}})` \|", readme)
+    assert listed, f"{path.name} is not listed with its sha256"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == listed.group(1)

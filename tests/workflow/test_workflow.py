@@ -103,6 +103,7 @@ def workflow_run(tmp_path_factory, tiny_checkpoint):
         "finetune": finetune,
         "realism": {"context_unet": {"percent": 100, "epochs": 2}},
     }
+    config["probe"] = {"supervised_reference": {"percent": 100, "epochs": 1}}
     configfile = write_config(workdir, config)
     result = snakemake(workdir, "--cores", "2", "--configfile", str(configfile))
     return workdir, configfile, result
@@ -182,7 +183,12 @@ def test_the_workflow_writes_tables_figures_and_a_report(workflow_run):
         "pre-trained (student)",
         "random init (reference)",
         "patch means (no network)",
+        "supervised reference (labels)",
     } and set(probe.split) == {"val", "test"}
+    supervised = json.loads(
+        (workdir / "results/pretrain/tiny-vit/supervised_reference/metrics.json").read_text()
+    )
+    assert supervised["epochs"] == 1 and supervised["fraction"] == 100
     assert probe.patch_accuracy.between(0, 1).all()
     assert (probe.patch_accuracy_low <= probe.patch_accuracy).all()
     # The realism table: classifiers without context, and the context check's U-Net on the
@@ -215,6 +221,7 @@ def test_the_exported_weights_of_a_training_and_a_grid_on_weights_from_elsewhere
         "pre-trained (exported)",
         "random init (reference)",
         "patch means (no network)",
+        "supervised reference (labels)",
     }
 
 

@@ -93,13 +93,40 @@ rule emergent_segmentation:
         "../scripts/emergent_segmentation.py"
 
 
+rule supervised_reference:
+    """The probe's ceiling: the pre-training's ViT from scratch with the tokens decoder on
+    the evaluation AOI's train tiles (probe.supervised_reference: percent, epochs; the
+    grid's other settings), best epoch on validation MIoU."""
+    input:
+        unpack(supervised_inputs),
+    output:
+        metrics=paths.SUPERVISED_METRICS,
+        config=paths.SUPERVISED_CONFIG,
+        predictions=paths.SUPERVISED_PREDICTIONS,
+        model=paths.SUPERVISED_MODEL,
+    log:
+        paths.SUPERVISED_LOG,
+    benchmark:
+        paths.SUPERVISED_BENCHMARK
+    conda:
+        "../../envs/sarssl.yaml"
+    threads: CONFIG.job("finetune").threads
+    resources:
+        **resources(CONFIG.job("finetune"), gpus=SUPERVISED_GPUS),
+    params:
+        settings=supervised_settings,
+    script:
+        "../scripts/finetune.py"
+
+
 rule knn_probe:
     """k-NN probe of the pre-trained backbone (teacher and student of a training, or the
-    exported one), of a random-init ViT of the same architecture and of the patch means
-    (no network), on the val and test tiles of the evaluation AOI, with tile-bootstrap
-    95 % intervals of the scores and of their gains over random init."""
+    exported one), of a random-init ViT of the same architecture, of the patch means (no
+    network) and, where the config asks, of the supervised reference's ViT, on the val and
+    test tiles of the evaluation AOI, with tile-bootstrap 95 % intervals of the scores and
+    of their gains over random init."""
     input:
-        unpack(evaluation_inputs),
+        unpack(probe_inputs),
     output:
         **table(paths.PROBE, "../report/probe.rst"),
     log:
@@ -115,6 +142,7 @@ rule knn_probe:
         backbone=lambda wildcards: backbone(wildcards.pretrain),
         store=evaluation,
         settings=probe_settings,
+        supervised=lambda wildcards: supervised_model(wildcards.pretrain),
     script:
         "../scripts/knn_probe.py"
 

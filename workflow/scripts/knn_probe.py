@@ -6,7 +6,8 @@ from sarssl.settings.probe import ProbeSettings
 
 with job_log(snakemake.log[0]) as log:
     params = snakemake.params
-    table = probe_table(params.backbone, params.store, ProbeSettings(**params.settings))
+    settings = ProbeSettings(**params.settings)
+    table = probe_table(params.backbone, params.store, settings, params.supervised)
     write_text_atomic(snakemake.output.csv, table.to_csv(index=False))
     title = f"k-NN probe of CLS and patch features, {snakemake.wildcards.pretrain}"
     write_text_atomic(snakemake.output.md, frame_markdown(probe_summary(table), title))

@@ -44,6 +44,7 @@ from sarssl.evaluation.metrics import (
     tile_bootstrap,
 )
 from sarssl.models.backbone import backbone_of_checkpoint, load_backbone, read_checkpoint
+from sarssl.models.segmentation import token_decoder_vit
 from sarssl.settings.probe import ProbeSettings
 from sarssl.tiles.loader import Normalisation, StoreTiles, TileRef, split_tiles
 
@@ -294,6 +295,8 @@ class PatchMeans(nn.Module):
 
 
 RANDOM_INIT = "random init (reference)"
+PATCH_MEANS = "patch means (no network)"
+SUPERVISED = "supervised reference (labels)"
 # The tile bootstrap of the probe table: resamples of the query tiles (seeded with the
 # probe's seed) and the level of the percentile intervals.
 BOOTSTRAP_RESAMPLES = 1000
@@ -332,12 +335,19 @@ def bootstrap_columns(
     return columns
 
 
-def probe_table(source: str | Path, store: str | Path, settings: ProbeSettings) -> pd.DataFrame:
+def probe_table(
+    source: str | Path,
+    store: str | Path,
+    settings: ProbeSettings,
+    supervised: str | Path | None = None,
+) -> pd.DataFrame:
     """The pre-trained backbone (teacher and student of a checkpoint, or the one of an
-    export folder) and two references, a random-init ViT of the same architecture and the
-    patch means without a network, probed on the val and test tiles of `store` with
-    neighbours from its train tiles: one row per backbone and split, each score with its
-    tile-bootstrap interval and its gain over random init with a paired interval."""
+    export folder) and the references, a random-init ViT of the same architecture, the
+    patch means without a network and, given the model of the supervised reference run
+    (`supervised`, a tokens decoder's state dict), its ViT trained on the labels, probed on
+    the val and test tiles of `store` with neighbours from its train tiles: one row per
+    backbone and split, each score with its tile-bootstrap interval and its gain over
+    random init with a paired interval."""
     if Path(source).is_dir():
         exported = load_backbone(source)
         reference, backbones = exported, {"pre-trained (exported)": exported.network}
@@ -349,7 +359,10 @@ def probe_table(source: str | Path, store: str | Path, settings: ProbeSettings) 
             "pre-trained (student)": backbone_of_checkpoint(checkpoint, "student").network,
         }
     backbones[RANDOM_INIT] = reference.random_twin(settings.seed)
-    backbones["patch means (no network)"] = PatchMeans()
+    backbones[PATCH_MEANS] = PatchMeans()
+    if supervised is not None:
+        state = torch.load(supervised, map_location="cpu", weights_only=True)
+        backbones[SUPERVISED] = token_decoder_vit(state, reference.random_twin(settings.seed))
     device = default_device()
     probe = PatchProbe(
         split_tiles(store, ["train"]),

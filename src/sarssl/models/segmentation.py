@@ -22,6 +22,7 @@ be given precomputed (the attention_maps rule's Zarr), which skips the ViT altog
 """
 
 import itertools
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -143,6 +144,22 @@ class TokenDecoder(nn.Module):
 
     def forward(self, images: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
         return self.classify(self.decode(self.backbone.patch_tokens(images)))
+
+
+# Where a TokenDecoder's state dict keeps its ViT (its `backbone`'s `vit`).
+TOKEN_DECODER_VIT = "backbone.vit."
+
+
+def token_decoder_vit(state: Mapping[str, torch.Tensor], vit: nn.Module) -> nn.Module:
+    """`vit`, of the run's architecture, with the ViT weights of a TokenDecoder's state
+    dict (a fine-tuning run's model.pt), in eval mode."""
+    weights = {
+        key.removeprefix(TOKEN_DECODER_VIT): value
+        for key, value in state.items()
+        if key.startswith(TOKEN_DECODER_VIT)
+    }
+    vit.load_state_dict(weights)
+    return vit.eval()
 
 
 class TileUNet(nn.Module):

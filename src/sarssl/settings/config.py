@@ -26,6 +26,7 @@ from .finetune import (
     run_wildcards,
     runs_vit,
     subset_size,
+    supervised_settings,
 )
 from .finetune import settings_from_config as finetune_settings
 from .pretrain import PretrainSettings
@@ -90,6 +91,13 @@ def check(config: Mapping) -> None:
                 f"config pretrain {run['name']}: batch_size {run['batch_size']} is global and "
                 f"must be a multiple of nodes x gpus = {processes}"
             )
+    reference = config["probe"].get("supervised_reference") or {}
+    unknown = [name for name in reference.get("pretrain", []) if name not in runs]
+    if unknown:
+        raise ConfigError(
+            f"config probe.supervised_reference.pretrain: {unknown} are not in config "
+            f"pretrain {runs}"
+        )
     finetune = config["finetune"]
     named = finetune["pretrain"] + [p for p in [finetune["unet_baseline"]] if p]
     if not named:
@@ -454,6 +462,17 @@ class Config:
         if not context:
             return None
         return context_settings(self.finetune_section, context, self.store(aoi))
+
+    def supervised_reference(self, pretrain: str) -> FinetuneSettings | None:
+        """The probe's supervised reference of a pre-training on its evaluation AOI (config
+        probe.supervised_reference), or None when the config asks for none."""
+        reference = self.values["probe"].get("supervised_reference")
+        if not reference or pretrain not in reference.get("pretrain", [pretrain]):
+            return None
+        store = self.store(self.evaluation_aoi(pretrain))
+        return supervised_settings(
+            self.finetune_section, reference, pretrain, store, self.backbone(pretrain)
+        )
 
     def separability(self) -> SeparabilitySettings:
         """The separability table's settings from the realism section."""

@@ -262,10 +262,19 @@ def read_settings(path: str | Path) -> FinetuneSettings:
 CONTEXT_PRETRAIN = "none"
 
 
+def reference_settings(
+    finetune: Mapping, run: Run, epochs: int, store: str, checkpoint: str = ""
+) -> FinetuneSettings:
+    """A run outside the grid that a check or a table needs as a reference (config
+    realism.context_unet, probe.supervised_reference): `epochs` epochs, the fine-tuning
+    grid's other settings."""
+    trained = {**finetune, "epochs": epochs}
+    return settings_from_config(trained, run, store, checkpoint, "", FinetuneSettings.backbone)
+
+
 def context_settings(finetune: Mapping, context: Mapping, store: str) -> FinetuneSettings:
     """The context check of a store (config realism.context_unet): the S1GRD U-Net from
-    scratch on `percent` % of its train tiles for `epochs` epochs, with the fine-tuning
-    grid's other settings and first seed."""
+    scratch on `percent` % of its train tiles, with the grid's first seed."""
     run = Run(
         CONTEXT_PRETRAIN,
         Model.S1GRD_UNET,
@@ -273,5 +282,22 @@ def context_settings(finetune: Mapping, context: Mapping, store: str) -> Finetun
         float(context["percent"]),
         grid_seeds(finetune)[0],
     )
-    trained = {**finetune, "epochs": context["epochs"]}
-    return settings_from_config(trained, run, store, "", "", FinetuneSettings.backbone)
+    return reference_settings(finetune, run, context["epochs"], store)
+
+
+def supervised_settings(
+    finetune: Mapping, reference: Mapping, pretrain: str, store: str, backbone: str
+) -> FinetuneSettings:
+    """The probe's supervised reference of a pre-training (config probe.supervised_reference):
+    the tokens decoder with a ViT of the pre-training's architecture from scratch, trained
+    end to end on `percent` % of the store's train tiles, with the grid's first seed.
+    `backbone`: the pre-training's checkpoint or export folder (its architecture and
+    normalisation)."""
+    run = Run(
+        pretrain,
+        Model.TOKENS_DECODER,
+        Init.SCRATCH,
+        float(reference["percent"]),
+        grid_seeds(finetune)[0],
+    )
+    return reference_settings(finetune, run, reference["epochs"], store, backbone)

@@ -1,6 +1,6 @@
 from dataclasses import asdict
 
-from sarssl.settings.finetune import SI_TABLE2_MODELS, TABLE1_MODELS
+from sarssl.settings.finetune import SI_TABLE2_MODELS, TABLE1_MODELS, Init, Model
 
 
 def evaluation_aoi(pretrain):
@@ -67,6 +67,37 @@ def figure2_runs(wildcards):
 
 def probe_settings(wildcards):
     return asdict(CONFIG.probe())
+
+
+# The supervised reference runs a ViT: the GPUs of a fine-tuning run that does.
+SUPERVISED_GPUS = CONFIG.finetune_gpus(Model.TOKENS_DECODER, Init.SCRATCH)
+
+
+def supervised_settings(wildcards):
+    return CONFIG.supervised_reference(wildcards.pretrain).as_dict()
+
+
+def supervised_model(pretrain):
+    """The supervised reference's model of a pre-training, where the config asks for one."""
+    if CONFIG.supervised_reference(pretrain) is None:
+        return None
+    return paths.path(paths.SUPERVISED_MODEL, pretrain=pretrain)
+
+
+def probe_inputs(wildcards):
+    """The evaluation inputs, and the supervised reference where the config asks for it."""
+    inputs = evaluation_inputs(wildcards)
+    model = supervised_model(wildcards.pretrain)
+    if model:
+        inputs["supervised"] = model
+    return inputs
+
+
+def supervised_inputs(wildcards):
+    return {
+        "stats": stats(evaluation_aoi(wildcards.pretrain)),
+        "backbone": backbone_files(wildcards),
+    }
 
 
 def results_targets():
