@@ -1,23 +1,32 @@
 """Exported weights in a user's hands (sarssl.weights): the real Sen1Floods11 chip reaches
 the backbone changed only by the documented steps; linear power, a missing band, swapped
 band names, unstated or unknown units, another pixel size and a size off the patch grid
-are refused, naming the problem."""
+are refused, naming the problem; `sarssl finetune --weights` checks an export against the
+store it is given."""
 
 import dataclasses
+import json
+import shutil
 
 import numpy as np
 import pytest
 import rasterio
 import rioxarray
 import torch
+import zarr
 from conftest import S1_CHIP
 from rasterio.transform import Affine
+from safetensors.torch import load_file
 from test_export import DATA
 
+from sarssl.cli import main
 from sarssl.dataset.bands import CHANNELS, SEASONS
 from sarssl.errors import ConfigError
+from sarssl.models.segmentation import TOKEN_DECODER_VIT
 from sarssl.outputs.export import export_backbone
 from sarssl.outputs.export_format import read_export
+from sarssl.paths import CONFIG_NAME, WEIGHTS_NAME
+from sarssl.settings.finetune import FinetuneSettings, Init, Model
 from sarssl.weights import InputError, load
 
 
@@ -157,3 +166,53 @@ def test_an_export_in_other_units_is_refused_naming_the_key(export, tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConfigError, match=r"sarssl\.units is 'linear'"):
         read_export(folder, None, "export")
+
+
+def finetune_command(tmp_path, settings, weights) -> list[str]:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(settings.as_dict()))
+    outputs = {name: str(tmp_path / name) for name in ("metrics.json", "p.npz", "model.pt")}
+    return ["finetune", "--settings", str(path), "--metrics", outputs["metrics.json"],
+            "--predictions", outputs["p.npz"], "--model", outputs["model.pt"],
+            "--weights", str(weights)]  # fmt: skip
+
+
+def edited_export(export, folder, **edits):
+    """A copy of the export whose config.json has `edits` (section -> key -> value)."""
+    shutil.copytree(export, folder)
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    for section, values in edits.items():
+        config[section] |= values
+    (folder / CONFIG_NAME).write_text(json.dumps(config))
+    return folder
+
+
+def test_finetune_with_weights_trains_the_export_it_was_given_and_refuses_a_store_it_does_not_fit(
+    export, tiny_store, tiny_checkpoint, tmp_path, capsys
+):
+    """The frozen run's ViT is the export's, bit for bit; a store of another tile or pixel
+    size, and a model without a ViT, are refused naming the store and the expected value."""
+    settings = FinetuneSettings(
+        pretrain="elsewhere", model=Model.TOKENS_DECODER, init=Init.FROZEN, fraction=100,
+        store=str(tiny_store), checkpoint=str(tiny_checkpoint), epochs=1, batch_size=4,
+        width=4, loader_workers=0, prediction_tiles=1,
+    )  # fmt: skip
+    assert main(finetune_command(tmp_path, settings, export)) == 0
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    exported = load_file(str(export / WEIGHTS_NAME))
+    for key, value in exported.items():
+        torch.testing.assert_close(state[TOKEN_DECODER_VIT + key], value, rtol=0, atol=0)
+    larger = edited_export(export, tmp_path / "larger", model_args={"img_size": 64})
+    coarser = edited_export(export, tmp_path / "coarser", sarssl={"pixel_m": 30.0})
+    # The pipeline's stores record their pixel size (init_store); the test store does not.
+    recorded = shutil.copytree(tiny_store, tmp_path / "recorded.zarr")
+    zarr.open_group(recorded, mode="r+").attrs["pixel_m"] = 10.0
+    on_recorded = dataclasses.replace(settings, store=str(recorded))
+    unet = dataclasses.replace(settings, model=Model.S1GRD_UNET, init=Init.SCRATCH)
+    for weights, run, message in (
+        (larger, settings, f"store {tiny_store} has 32 px tiles, the export was trained on 64 px"),
+        (coarser, on_recorded, f"store {recorded} has 10 m pixels, the export was trained on 30 m"),
+        (export, unet, "s1grd-unet runs no ViT"),
+    ):
+        assert main(finetune_command(tmp_path, run, weights)) == 2
+        assert message in capsys.readouterr().err

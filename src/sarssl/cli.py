@@ -30,7 +30,7 @@ from sarssl.dataset.grid import (
     split_counts,
     tile_bounds,
 )
-from sarssl.errors import ConfigError
+from sarssl.errors import ConfigError, InputError
 from sarssl.settings.config import Config
 
 # Half a tile's side around the AOI's representative point: enough for geetiles to place
@@ -148,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     finetune.add_argument(
         "--model", type=Path, required=True, help="the selected epoch's state dict to write"
     )
+    finetune.add_argument(
+        "--weights",
+        type=Path,
+        help="an export folder to fine-tune instead of the settings' checkpoint, checked "
+        "against the settings' store (channels, units, tile and pixel size)",
+    )
     tables = commands.add_parser(
         "tables", help="write the MIoU tables from the runs finished so far (missing shown)"
     )
@@ -178,8 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "finetune":
             from sarssl.settings.finetune import read_settings
             from sarssl.training.finetune import write_metrics
+            from sarssl.weights import with_weights
 
-            write_metrics(read_settings(args.settings), args.metrics, args.predictions, args.model)
+            settings = read_settings(args.settings)
+            if args.weights is not None:
+                settings = with_weights(settings, args.weights)
+            write_metrics(settings, args.metrics, args.predictions, args.model)
             return 0
         config = Config.read(args.configfile, args.schema, args.results)
         if args.command == "plan":
@@ -192,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(path)
             return 0
         print(json.dumps(gee_plan(config, args.aoi), indent=2))
-    except ConfigError as err:
+    except (ConfigError, InputError) as err:
         print(f"sarssl: {err}", file=sys.stderr)
         return 2
     return 0

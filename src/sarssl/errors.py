@@ -23,3 +23,8 @@ class IncompleteStoreError(SarsslError):
 
 class ConfigError(SarsslError):
     """A configuration value is invalid; the message names the key."""
+
+
+class InputError(SarsslError):
+    """An input that does not meet an export's contract (sarssl.weights); the message names
+    the band, file or store and the expected value."""

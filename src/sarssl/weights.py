@@ -24,7 +24,7 @@ pixels without data take the pipeline's gap filling (sarssl.dataset.seasonal.fil
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -39,10 +39,12 @@ from sarssl.dataset.bands import ASCENDING, CHANNELS, POLARISATIONS, SEASONS, VH
 from sarssl.dataset.geotiff import Raster, read_raster
 from sarssl.dataset.s1layout import LayoutError, implausible_db, read_s1_bands
 from sarssl.dataset.seasonal import fill_gaps, to_channels
-from sarssl.errors import SarsslError
+from sarssl.dataset.storeinfo import StoreInfo
+from sarssl.errors import InputError
 from sarssl.outputs.export_format import read_export
 from sarssl.outputs.realism import pixel_metres
 from sarssl.paths import WEIGHTS_NAME
+from sarssl.settings.finetune import FinetuneSettings, uses_vit
 
 Seasons = Literal["seasonal", "replicate"]
 DB, LINEAR = "dB", "linear"
@@ -53,10 +55,6 @@ UNIT_NAMES = {"db": DB, "decibel": DB, "decibels": DB, "linear": LINEAR, "power"
 # would cover another area on the ground than in training.
 MAX_PIXEL_RATIO = 1.25
 POLARISATION_NAMES = {VV.lower(): VV, VH.lower(): VH}
-
-
-class InputError(SarsslError):
-    """An input that does not meet the export's contract."""
 
 
 @dataclass(frozen=True)
@@ -297,6 +295,55 @@ class Prepare:
 
 def nearest_multiple(size: int, patch: int) -> int:
     return max(patch, round(size / patch) * patch)
+
+
+def check_store(folder: str | Path, store: str | Path) -> dict:
+    """An export checked against a Zarr store it is to be fine-tuned on (`sarssl finetune
+    --weights`): the store's channels in the export's order, its units, tile size (a whole
+    number of the export's patches at the export's size) and pixel size within 25 %; the
+    export's config.json, else an InputError naming both."""
+    what = f"sarssl finetune --weights {folder}"
+    config = read_export(folder, None, what)
+    info = StoreInfo.read(store)
+    expected = list(config["sarssl"]["channels"])
+    if list(info.channels) != expected:
+        missing = sorted(set(expected) - set(info.channels))
+        raise InputError(
+            f"{what}: store {store} has channels {list(info.channels)}, the export expects "
+            f"{expected} in that order" + (f" (missing {missing})" if missing else "")
+        )
+    if info.units != config["sarssl"]["units"]:
+        raise InputError(
+            f"{what}: store {store} holds channels in {info.units!r}, the export expects "
+            f"{config['sarssl']['units']!r}"
+        )
+    img_size = config["model_args"]["img_size"]
+    if info.tile_px != img_size:
+        raise InputError(
+            f"{what}: store {store} has {info.tile_px} px tiles, the export was trained on "
+            f"{img_size} px (model_args.img_size); build the store with data.tile_px "
+            f"{img_size}"
+        )
+    trained_m = config["sarssl"].get("pixel_m")
+    if (
+        trained_m
+        and info.pixel_m
+        and not 1 / MAX_PIXEL_RATIO <= info.pixel_m / trained_m <= (MAX_PIXEL_RATIO)
+    ):
+        raise InputError(
+            f"{what}: store {store} has {info.pixel_m:g} m pixels, the export was trained on "
+            f"{trained_m:g} m"
+        )
+    return config
+
+
+def with_weights(settings: FinetuneSettings, folder: str | Path) -> FinetuneSettings:
+    """A fine-tuning run's settings with an export folder in place of its pre-training,
+    once the export is checked against the run's store (check_store)."""
+    if not uses_vit(settings.model):
+        raise InputError(f"sarssl finetune --weights {folder}: {settings.model} runs no ViT")
+    check_store(folder, settings.store)
+    return replace(settings, checkpoint=str(folder))
 
 
 def load(folder: str | Path) -> tuple[torch.nn.Module, Prepare]:

@@ -37,6 +37,7 @@ class StoreInfo:
     pixel_m: float | None = None
     source: str | None = None  # synthetic, gee or geetiles_dir
     gee_export: dict | None = None  # the gee source's orbit_pass and composite
+    units: str | None = None  # of the decoded channels (the s1grd array's CF `units`)
 
     @classmethod
     def read(cls, path: str | Path) -> "StoreInfo":
@@ -69,6 +70,7 @@ class StoreInfo:
             pixel_m=attrs.get("pixel_m"),
             source=attrs.get("source"),
             gee_export=attrs.get("gee_export"),
+            units=s1grd_attrs.get("units"),
         )
 
     @property
