@@ -22,6 +22,7 @@ include: "workflow/rules/finetune.smk"
 include: "workflow/rules/results.smk"
 include: "workflow/rules/realism.smk"
 include: "workflow/rules/maps.smk"
+include: "workflow/rules/transfer.smk"
 
 
 rule all:
@@ -33,3 +34,4 @@ rule all:
         results_targets(),
         realism_targets(),
         maps_targets(),
+        transfer_targets(),

@@ -154,6 +154,25 @@ def main(argv: list[str] | None = None) -> int:
         help="an export folder to fine-tune instead of the settings' checkpoint, checked "
         "against the settings' store (channels, units, tile and pixel size)",
     )
+    transfer = commands.add_parser(
+        "transfer",
+        help="the transfer benchmark: an export fine-tuned on a Sen1Floods11-layout folder "
+        "against a U-Net from scratch; water IoU and MIoU with intervals",
+    )
+    transfer.add_argument("--weights", type=Path, required=True, help="an export folder")
+    transfer.add_argument(
+        "--data", type=Path, required=True, help="a folder in Sen1Floods11's layout"
+    )
+    transfer.add_argument(
+        "--out", type=Path, required=True, help="folder of the runs' records (reused)"
+    )
+    transfer.add_argument(
+        "--settings",
+        type=Path,
+        help="JSON of config transfer's keys (runs and training); the defaults without it",
+    )
+    transfer.add_argument("--table", type=Path, required=True, help="the table's csv to write")
+    transfer.add_argument("--markdown", type=Path, help="the table's md to write")
     tables = commands.add_parser(
         "tables", help="write the MIoU tables from the runs finished so far (missing shown)"
     )
@@ -167,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     tables.add_argument("--schema", type=Path, default=Path("config/schema.yaml"))
     tables.add_argument("--results", type=Path, default=Path("results"))
     args = parser.parse_args(argv)
-    if args.command in ("pretrain", "finetune"):
+    if args.command in ("pretrain", "finetune", "transfer"):
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
@@ -190,6 +209,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.weights is not None:
                 settings = with_weights(settings, args.weights)
             write_metrics(settings, args.metrics, args.predictions, args.model)
+            return 0
+        if args.command == "transfer":
+            from sarssl.transfer import write_transfer
+
+            section = json.loads(args.settings.read_text()) if args.settings else {}
+            write_transfer(args.weights, args.data, args.out, section, args.table, args.markdown)
             return 0
         config = Config.read(args.configfile, args.schema, args.results)
         if args.command == "plan":

@@ -74,6 +74,11 @@ SUPERVISED_METRICS, SUPERVISED_CONFIG, SUPERVISED_PREDICTIONS, SUPERVISED_LOG, S
 )
 SUPERVISED_BENCHMARK = JOB_BENCHMARKS + "/results/supervised_reference_{pretrain}.tsv"
 
+# The transfer benchmark (sarssl.transfer): the crops of the kept Sen1Floods11 chip in the
+# dataset's layout, and each pre-training's runs.
+TRANSFER_CROPS = "results/transfer/sen1floods11_crops"
+TRANSFER_RUNS = "results/transfer/{pretrain}"
+
 # Results.
 TABLES = "results/tables"
 RUNS_TABLE = TABLES + "/runs.csv"
@@ -81,6 +86,7 @@ TABLE1 = TABLES + "/table1_{pretrain}.{format}"
 SI_TABLE2 = TABLES + "/si_table2_{pretrain}.{format}"
 EMERGENT = TABLES + "/emergent_{pretrain}.{format}"
 PROBE = TABLES + "/probe_{pretrain}.{format}"
+TRANSFER_TABLE = TABLES + "/transfer_{pretrain}.{format}"
 FIGURES = "results/figures"
 FIGURE = FIGURES + "/{figure}_{pretrain}.png"
 # The realism report of an AOI's data (sarssl.outputs.realism).

@@ -15,6 +15,7 @@ import xarray as xr
 import yaml
 from conftest import (
     REPO,
+    S1_CHIP,
     TEST_TILE_PX,
     TINY_AOI_WKT,
     TINY_DATA_CONFIG,
@@ -104,6 +105,9 @@ def workflow_run(tmp_path_factory, tiny_checkpoint):
         "realism": {"context_unet": {"percent": 100, "epochs": 2}},
     }
     config["probe"] = {"supervised_reference": {"percent": 100, "epochs": 1}}
+    # The transfer benchmark on the crops of the kept Sen1Floods11 chip, the smallest grid.
+    config["transfer"] = {"pretrain": ["tiny-vit"], "chip": str(S1_CHIP), "encodings": ["tokens"],
+                          "inits": ["frozen"], "epochs": 1, "width": 4}  # fmt: skip
     configfile = write_config(workdir, config)
     result = snakemake(workdir, "--cores", "2", "--configfile", str(configfile))
     return workdir, configfile, result
@@ -205,6 +209,23 @@ def test_the_workflow_writes_tables_figures_and_a_report(workflow_run):
     report = workdir / "report.html"
     snakemake(workdir, "--report", str(report), "--configfile", str(configfile))
     assert report.stat().st_size > 100_000
+
+
+def test_the_transfer_table_of_the_export_on_the_crops_of_the_real_chip(workflow_run):
+    workdir, _, _ = workflow_run
+    table = pd.read_csv(workdir / "results/tables/transfer_tiny-vit.csv")
+    assert table[["model", "init"]].values.tolist() == [
+        ["tokens-decoder", "frozen"],
+        ["s1grd-unet", "scratch"],
+    ]
+    assert table["train_chips"].tolist() == [8, 8] and table["test_chips"].tolist() == [4, 4]
+    assert table["miou"].between(0, 1).all()
+    crops = workdir / "results/transfer/sen1floods11_crops"
+    assert len(list(crops.glob("S1Hand/*_S1Hand.tif"))) == 16
+    assert (
+        "Transfer to sen1floods11_crops"
+        in (workdir / "results/tables/transfer_tiny-vit.md").read_text()
+    )
 
 
 def test_the_exported_weights_of_a_training_and_a_grid_on_weights_from_elsewhere(workflow_run):

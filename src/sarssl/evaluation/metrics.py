@@ -15,6 +15,8 @@ Confidence intervals resample tiles, not pixels: the pixels (or patches) of a ti
 independent draws, the tiles of a split sample are (`tile_bootstrap`).
 """
 
+from collections.abc import Callable, Mapping
+
 import numpy as np
 import torch
 
@@ -64,8 +66,13 @@ def accuracy(confusion: np.ndarray) -> float:
 SCORES = {"accuracy": accuracy, "miou": mean_iou}
 
 
-def tile_bootstrap(tile_confusions: np.ndarray, resamples: int, seed: int) -> dict[str, np.ndarray]:
-    """Tile-bootstrap samples of accuracy and MIoU of one or more models.
+def tile_bootstrap(
+    tile_confusions: np.ndarray,
+    resamples: int,
+    seed: int,
+    scores: Mapping[str, Callable[[np.ndarray], float]] = SCORES,
+) -> dict[str, np.ndarray]:
+    """Tile-bootstrap samples of `scores` (accuracy and MIoU) of one or more models.
 
     `tile_confusions` (models, tiles, class, class): a confusion matrix per model and tile,
     every model over the same tiles. Each resample draws as many tiles with replacement
@@ -81,7 +88,7 @@ def tile_bootstrap(tile_confusions: np.ndarray, resamples: int, seed: int) -> di
     resampled = np.einsum("rt,mtij->mrij", drawn, tile_confusions)
     return {
         name: np.array([[score(confusion) for confusion in model] for model in resampled])
-        for name, score in SCORES.items()
+        for name, score in scores.items()
     }
 
 

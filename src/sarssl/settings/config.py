@@ -12,6 +12,7 @@ import yaml
 
 from .. import paths
 from ..dataset.bands import aoi_datasets
+from ..dataset.sen1floods11 import IMAGE_SUFFIX, LABEL_SUFFIX
 from ..errors import ConfigError
 from .finetune import (
     SI_TABLE2_MODELS,
@@ -33,6 +34,7 @@ from .pretrain import PretrainSettings
 from .pretrain import settings_from_config as pretrain_settings
 from .probe import ProbeSettings, probe_settings
 from .separability import SeparabilitySettings
+from .transfer import SECTION_DEFAULTS, TransferSettings
 
 # Old key -> new key. The schema refuses unknown keys; these get a message naming the new.
 RENAMED = {
@@ -98,6 +100,9 @@ def check(config: Mapping) -> None:
             f"config probe.supervised_reference.pretrain: {unknown} are not in config "
             f"pretrain {runs}"
         )
+    unknown = [name for name in config["transfer"]["pretrain"] if name not in runs]
+    if unknown:
+        raise ConfigError(f"config transfer.pretrain: {unknown} are not in config pretrain {runs}")
     finetune = config["finetune"]
     named = finetune["pretrain"] + [p for p in [finetune["unet_baseline"]] if p]
     if not named:
@@ -131,6 +136,7 @@ JOB_SECTIONS = {
     "finetune": None,  # a run's GPU depends on its model: Config.finetune_gpus
     "realism": None,
     "maps": None,
+    "transfer": "gpu",
 }
 
 
@@ -473,6 +479,34 @@ class Config:
         return supervised_settings(
             self.finetune_section, reference, pretrain, store, self.backbone(pretrain)
         )
+
+    # The transfer benchmark.
+    def transfer_pretrains(self) -> list[str]:
+        """The pre-trainings whose exports the transfer benchmark runs (none: it is off)."""
+        return list(self.values["transfer"]["pretrain"])
+
+    @property
+    def transfer_crops(self) -> bool:
+        """Whether the task is the crops of the kept chip (no transfer.data)."""
+        return not self.values["transfer"]["data"]
+
+    @property
+    def transfer_crop_px(self) -> int:
+        return int(self.values["transfer"]["crop_px"])
+
+    def transfer_data(self) -> str:
+        """The task's folder: the config's, else the crops of the kept chip."""
+        return self.values["transfer"]["data"] or self.under(paths.TRANSFER_CROPS)
+
+    def transfer_chip(self) -> tuple[str, str]:
+        """The chip cut into the crops and its label, named as the layout names it."""
+        image = self.values["transfer"]["chip"]
+        return image, image.replace(IMAGE_SUFFIX, LABEL_SUFFIX)
+
+    def transfer_runs_section(self) -> dict:
+        """The transfer section's keys of the runs and their training (sarssl.transfer)."""
+        keys = {*SECTION_DEFAULTS, *(f.name for f in fields(TransferSettings))}
+        return {key: value for key, value in self.values["transfer"].items() if key in keys}
 
     def separability(self) -> SeparabilitySettings:
         """The separability table's settings from the realism section."""

@@ -14,6 +14,7 @@ import math
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,11 +200,16 @@ def make_optimizer(model: nn.Module, settings: FinetuneSettings) -> torch.optim.
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, data: DataLoader, device: torch.device, precision: str
+    model: nn.Module,
+    data: DataLoader,
+    device: torch.device,
+    precision: str,
+    num_classes: int = NUM_CLASSES,
 ) -> np.ndarray:
-    """The confusion matrix of every pixel of the split."""
+    """The confusion matrix of every pixel of the split (WorldCover's classes, or another
+    task's `num_classes`)."""
     model.eval()
-    confusion = ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX)
+    confusion = ConfusionMatrix(num_classes, IGNORE_INDEX)
     for batch in data:
         with autocast(device.type, autocast_dtype(precision, device)):
             logits = forward(model, batch, device)
@@ -231,7 +237,7 @@ class SelectedEpoch:
 class RunData:
     """A run's tiles per split (train: its fraction) and their data sets."""
 
-    splits: dict[str, list[TileRef]]
+    splits: dict[str, Sequence]  # the store's TileRefs, or a transfer task's chips
     datasets: dict[str, Dataset]
 
 
@@ -243,9 +249,15 @@ def run_data(settings: FinetuneSettings, normalisation: Normalisation) -> RunDat
 
 
 def train_and_select(
-    model: nn.Module, data: RunData, settings: FinetuneSettings, device: torch.device
+    model: nn.Module,
+    data: RunData,
+    settings: FinetuneSettings,
+    device: torch.device,
+    num_classes: int = NUM_CLASSES,
 ) -> tuple[SelectedEpoch, list[dict]]:
-    """Train every epoch, score each on validation; the selected epoch and the history."""
+    """Train every epoch, score each on validation; the selected epoch and the history.
+    `settings`: those of a grid run, or anything with their training fields (a transfer
+    run's)."""
     optimizer = make_optimizer(model, settings)
     # Each group's lr annealed by a cosine to 0 over the epochs, one value per epoch (the
     # paper is silent; DINO's linear evaluation does this).
@@ -261,7 +273,7 @@ def train_and_select(
         train_loss = train_epoch(model, train_data, optimizer, device, settings)
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"{settings.name}: non-finite training loss in epoch {epoch}")
-        val_miou = mean_iou(evaluate(model, validation, device, settings.precision))
+        val_miou = mean_iou(evaluate(model, validation, device, settings.precision, num_classes))
         history.append({"epoch": epoch, "train_loss": train_loss, "val_miou": val_miou})
         log.info("epoch %d: train loss %.4f, val MIoU %.4f", epoch, train_loss, val_miou)
         selected.offer(epoch, val_miou, model)
