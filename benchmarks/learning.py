@@ -36,9 +36,10 @@ each run with its schedules scaled to its own length, and the gains against the 
 Variants (see `variants`): DINO's own recipe (sarssl.settings.recipes, scaled to the run's
 length by its `scaled_to_run`), alone (`dino`), with the SAR photometric augmentation
 (`dino-sar`), and with the learning rate scaled by the square root of the batch, without
-and with the augmentation (`dino-sqrt-lr`, `dino-sar-sqrt-lr`); the demo's settings (the
-paper's temperatures); the paper's learning rate in its two readings: 1e-6 as DINO's --lr,
-which at the paper's batch of 256 is also DINO's min_lr, so the schedule is flat
+and with the augmentation (`dino-sqrt-lr`, the demo's recipe since the ladder, and
+`dino-sar-sqrt-lr`); the earlier demo's settings (`demo`, BASE_DINO: the paper's
+temperatures); the paper's learning rate in its two readings: 1e-6 as DINO's --lr, which at
+the paper's batch of 256 is also DINO's min_lr, so the schedule is flat
 (`paper-lr-literal`), and 1e-6 as min_lr under DINO's peak of 5e-4 per 256 tiles
 (`paper-lr-dino`), both scaled to the benchmark's batch as DINO scales them; DINO's teacher
 momentum; DINO's own teacher temperatures.
@@ -73,6 +74,21 @@ DINO_LR = 5.0e-4  # DINO's --lr default, per 256 images
 REFERENCE_BATCH = 256
 # The benchmark AOI's valid train tiles at 224 px (stats.json), for the steps of a run.
 TRAIN_TILES = 163
+# The dino section every variant overrides: the demo's until it took DINO's recipe (the
+# paper's temperatures, lr 0.016 per 256 tiles, teacher momentum 0.95, 2 local crops of
+# 96 px, out_dim 4096), kept so that every run of the benchmark stays comparable.
+BASE_DINO = {
+    "out_dim": 4096,
+    "lr": 0.016,
+    "teacher_momentum": 0.95,
+    "warmup_epochs": 1,
+    "warmup_teacher_temp_epochs": 2,
+    "local_px": 96,
+    "local_crops": 2,
+    "loader_workers": 1,
+    "checkpoint_every": 50,
+    "log_every": 5,
+}
 
 
 def variants(batch_size: int, epochs: int = 10, train_tiles: int = TRAIN_TILES) -> dict[str, dict]:
@@ -96,8 +112,8 @@ def variants(batch_size: int, epochs: int = 10, train_tiles: int = TRAIN_TILES) 
             "augment": {"enabled": True},
             "lr": DINO_LR * (REFERENCE_BATCH / batch_size) ** 0.5,
         },
-        # The demo's DINO settings: lr 0.016 per 256 tiles, i.e. 5e-4 at a batch of 8;
-        # teacher momentum 0.95; the paper's temperatures. Its teacher-temperature warm-up
+        # The earlier demo's DINO settings (BASE_DINO): lr 0.016 per 256 tiles, i.e. 5e-4 at
+        # a batch of 8; teacher momentum 0.95; the paper's temperatures. Its warm-up
         # of 2 epochs is cut to a shorter run's length.
         "demo": {"warmup_teacher_temp_epochs": min(2, epochs)},
         # 1e-6 as --lr: at the paper's batch of 256 the peak equals min_lr, a flat schedule;
@@ -159,7 +175,7 @@ def config(args: argparse.Namespace, wkt: Path) -> dict:
             }
             for name, (variant, epochs) in runs(args).items()
         ],
-        "dino": {**demo["dino"], "checkpoint_every": 50, "log_every": 5},
+        "dino": BASE_DINO,
         # Every val and test tile is probed (the AOI has 50 and 59).
         "probe": {
             **demo.get("probe", {}),
@@ -176,7 +192,8 @@ def config(args: argparse.Namespace, wkt: Path) -> dict:
             },
         },
         "attention": {**demo["attention"], "gpu": False},
-        "realism": demo["realism"],  # with the context check
+        # With the context check; the real chip's path from the repository, not the workdir.
+        "realism": demo["realism"] | {"reference_s1": str(REPO / demo["realism"]["reference_s1"])},
         "finetune": {
             **{k: v for k, v in demo["finetune"].items() if k not in ("pretrain", "unet_baseline")},
             "aoi": "learning",
