@@ -7,7 +7,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The demo's config when no --configfile is given. A run given its own (config/paper.yaml,
+# with its overlays) starts from the schema's defaults, not from the demo's values, which
+# Snakemake would otherwise merge beneath it key by key.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
