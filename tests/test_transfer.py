@@ -14,6 +14,7 @@ import pytest
 import rasterio
 from conftest import S1_CHIP, S1_LABELS, SEN1FLOODS11
 from rasterio.transform import from_origin
+from safetensors.torch import load_file, save_file
 from test_export import DATA
 
 from sarssl.cli import main
@@ -165,7 +166,9 @@ def write_generated_chips(folder, count, px, seed):
                     target.descriptions = ("VV", "VH")
 
 
-def test_the_benchmark_runs_from_the_command_line_and_resumes_from_its_records(export, tmp_path):
+def test_the_benchmark_runs_from_the_command_line_and_resumes_from_its_records_of_the_same_weights(
+    export, tmp_path
+):
     data = tmp_path / "generated"
     write_generated_chips(data, count=10, px=64, seed=5)
     section = {"encodings": ["tokens"], "inits": ["frozen"], "epochs": 2, "width": 4}
@@ -190,3 +193,11 @@ def test_the_benchmark_runs_from_the_command_line_and_resumes_from_its_records(e
     assert main(command) == 0  # every run read back, none trained again
     assert [path.stat().st_mtime_ns for path in records] == stamps
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "t.csv"), table)
+    # Other weights: every run is trained again, not read back.
+    other = shutil.copytree(export, tmp_path / "other")
+    weights = other / "model.safetensors"
+    tensors = load_file(str(weights))
+    save_file({k: v + 0.01 for k, v in tensors.items()}, str(weights))
+    command[command.index("--weights") + 1] = str(other)
+    assert main(command) == 0
+    assert all(path.stat().st_mtime_ns > stamp for path, stamp in zip(records, stamps, strict=True))

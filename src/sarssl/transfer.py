@@ -20,6 +20,7 @@ seeds, with a 95 % interval from a bootstrap of the test chips (the same resampl
 every seed and model, so that the gain over the U-Net from scratch is paired).
 """
 
+import hashlib
 import json
 import logging
 import socket
@@ -51,6 +52,7 @@ from sarssl.evaluation.metrics import (
 from sarssl.models.backbone import load_backbone
 from sarssl.models.segmentation import AttentionMapsUNet, Backbone, TileUNet, TokenDecoder
 from sarssl.outputs.tables import frame_markdown
+from sarssl.paths import WEIGHTS_NAME
 from sarssl.settings.finetune import Init, Model, format_fraction, subset_size
 from sarssl.settings.transfer import REFERENCE, WATER_CLASSES, TransferSettings, transfer_runs
 from sarssl.training.finetune import RunData, fraction_subset, train_and_select
@@ -245,22 +247,26 @@ def run_benchmark(
     out: str | Path,
     seed: int,
 ) -> list[dict]:
-    """Every run's record, trained now or read from `out` where a finished run left it."""
+    """Every run's record, trained now or read from `out` where a finished run of the same
+    settings, weights (their SHA-256) and chips left it."""
     chips = find_chips(data)
     splits = read_splits(data, chips, seed)
     log.info("%s: %s chips", data, {split: len(members) for split, members in splits.items()})
+    weights = hashlib.sha256((Path(export) / WEIGHTS_NAME).read_bytes()).hexdigest()
+    names = {split: [chip.name for chip in members] for split, members in splits.items()}
     records = []
     for settings in runs:
         path = run_file(out, settings)
-        if path.is_file() and json.loads(path.read_text())["settings"] == settings.as_dict():
-            records.append(json.loads(path.read_text())["record"])
-            continue
+        key = {"settings": settings.as_dict(), "weights_sha256": weights, "splits": names}
+        if path.is_file():
+            kept = json.loads(path.read_text())
+            if {name: kept.get(name) for name in key} == key:
+                records.append(kept["record"])
+                continue
         record = run_transfer(settings, export, splits)
-        log.info(
-            "%s: MIoU %.4f, water IoU %.4f", settings.name, record["miou"], record["water_iou"]
-        )
-        payload = {"settings": settings.as_dict(), "record": record}
-        write_text_atomic(path, json.dumps(payload, indent=1))
+        scores = record["miou"], record["water_iou"]
+        log.info("%s: MIoU %.4f, water IoU %.4f", settings.name, *scores)
+        write_text_atomic(path, json.dumps(key | {"record": record}, indent=1))
         records.append(record)
     return records
 
