@@ -301,6 +301,9 @@ def summary(workdir: Path, names: list[str]) -> tuple[pd.DataFrame, dict[str, pd
     rows, curves = [], {}
     for name in names:
         run = f"learning-{name}"
+        if not (workdir / f"results/tables/probe_{run}.csv").is_file():
+            print(f"{run}: not run in {workdir}, left out")  # a ladder's untried rungs
+            continue
         table = pd.read_csv(workdir / f"results/tables/probe_{run}.csv")
         curves[name] = pd.read_csv(workdir / f"results/pretrain/{run}/metrics.csv")
         verdict = json.loads((workdir / f"results/pretrain/{run}/collapse.json").read_text())

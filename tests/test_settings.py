@@ -108,7 +108,8 @@ def test_the_settings_layer_imports_no_torch(tmp_path):
 def test_the_snakefile_parses_without_torch(tmp_path):
     """A dry run of the default config resolves the whole DAG, the settings of every job
     included, with torch and timm unimportable."""
-    for folder in ("config", "resources"):
+    # The default config reads the kept Sen1Floods11 chip from tests/data.
+    for folder in ("config", "resources", "tests"):
         (tmp_path / folder).symlink_to(REPO / folder)
     snakefile = REPO / "Snakefile"
     code = (
