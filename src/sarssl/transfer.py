@@ -44,6 +44,7 @@ from sarssl.devices import autocast, autocast_dtype, default_device, device_desc
 from sarssl.errors import InputError
 from sarssl.evaluation.metrics import (
     ConfusionMatrix,
+    interval_cells,
     mean_iou,
     per_class_iou,
     percentile_interval,
@@ -316,18 +317,14 @@ def transfer_table(records: Sequence[dict], seed: int = 0) -> pd.DataFrame:
 def table_summary(table: pd.DataFrame) -> pd.DataFrame:
     """The table to read: each score with its interval in one cell, gains in points."""
 
-    def cell(row: pd.Series, column: str, scale: float, form: str) -> str:
-        point, low, high = (row[f"{column}{end}"] * scale for end in ("", "_low", "_high"))
-        return f"{point:{form}} [{low:{form}}, {high:{form}}]"
-
     summary = table[["model", "init"]].copy()
     summary["fraction %"] = table["fraction"].map(format_fraction)
     summary["seeds"] = table["seeds"]
     interval = f"[{CONFIDENCE:.0%} CI]"
     for name, title in (("miou", "MIoU"), ("water_iou", "water IoU")):
-        summary[f"{title} {interval}"] = table.apply(cell, axis=1, args=(name, 1, ".3f"))
-        summary[f"{title} gain over U-Net (points) {interval}"] = table.apply(
-            cell, axis=1, args=(f"{name}_gain", 100, "+.1f")
+        summary[f"{title} {interval}"] = interval_cells(table, name, 1, ".3f")
+        summary[f"{title} gain over U-Net (points) {interval}"] = interval_cells(
+            table, f"{name}_gain", 100, "+.1f"
         )
     return summary.join(table[["train_chips", "test_chips"]])
 

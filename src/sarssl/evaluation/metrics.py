@@ -18,6 +18,7 @@ independent draws, the tiles of a split sample are (`tile_bootstrap`).
 from collections.abc import Callable, Mapping
 
 import numpy as np
+import pandas as pd
 import torch
 
 
@@ -98,3 +99,14 @@ def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float
     tail = (1 - level) / 2
     low, high = np.nanquantile(samples, [tail, 1 - tail])
     return float(low), float(high)
+
+
+def interval_cells(table: pd.DataFrame, column: str, scale: float, form: str) -> pd.Series:
+    """Each row's `column` with its interval (`_low`, `_high` columns) as one table cell,
+    "point [low, high]", the values times `scale` in `form`."""
+
+    def cell(row: pd.Series) -> str:
+        point, low, high = (row[f"{column}{end}"] * scale for end in ("", "_low", "_high"))
+        return f"{point:{form}} [{low:{form}}, {high:{form}}]"
+
+    return table.apply(cell, axis=1)

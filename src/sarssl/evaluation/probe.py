@@ -39,6 +39,7 @@ from sarssl.devices import autocast, default_device
 from sarssl.evaluation.metrics import (
     ConfusionMatrix,
     accuracy,
+    interval_cells,
     mean_iou,
     percentile_interval,
     tile_bootstrap,
@@ -400,16 +401,12 @@ def probe_summary(table: pd.DataFrame) -> pd.DataFrame:
     """The probe table to read: each score with its interval in one cell, the gains over
     random init in points."""
 
-    def cell(row: pd.Series, column: str, scale: float, form: str) -> str:
-        point, low, high = (row[f"{column}{end}"] * scale for end in ("", "_low", "_high"))
-        return f"{point:{form}} [{low:{form}}, {high:{form}}]"
-
     summary = table[["backbone", "split"]].copy()
     interval = f"[{CONFIDENCE:.0%} CI]"
     for column in SCORE_COLUMNS:
         name = column.replace("_", " ").replace("miou", "MIoU").replace("cls", "CLS")
-        summary[f"{name} {interval}"] = table.apply(cell, axis=1, args=(column, 1, ".3f"))
-        summary[f"{name} gain (points) {interval}"] = table.apply(
-            cell, axis=1, args=(f"{column}_gain", 100, "+.1f")
+        summary[f"{name} {interval}"] = interval_cells(table, column, 1, ".3f")
+        summary[f"{name} gain (points) {interval}"] = interval_cells(
+            table, f"{column}_gain", 100, "+.1f"
         )
     return summary.join(table[["patches", "query_tiles"]])
