@@ -34,15 +34,14 @@ each run with its schedules scaled to its own length, and the gains against the 
 `learning_ladder.png`.
 
 Variants (see `variants`): DINO's own recipe (sarssl.settings.recipes, scaled to the run's
-length by its `scaled_to_run`), alone (`dino`), with the SAR photometric augmentation
-(`dino-sar`), and with the learning rate scaled by the square root of the batch, without
-and with the augmentation (`dino-sqrt-lr`, the demo's recipe since the ladder, and
-`dino-sar-sqrt-lr`); the earlier demo's settings (`demo`, BASE_DINO: the paper's
-temperatures); the paper's learning rate in its two readings: 1e-6 as DINO's --lr, which at
-the paper's batch of 256 is also DINO's min_lr, so the schedule is flat
-(`paper-lr-literal`), and 1e-6 as min_lr under DINO's peak of 5e-4 per 256 tiles
-(`paper-lr-dino`), both scaled to the benchmark's batch as DINO scales them; DINO's teacher
-momentum; DINO's own teacher temperatures.
+length by its `scaled_to_run`), alone (`dino`, the demo's recipe since the ladder), with the
+SAR photometric augmentation (`dino-sar`), and with the learning rate scaled by the square
+root of the batch, without and with the augmentation (`dino-sqrt-lr`, `dino-sar-sqrt-lr`);
+the earlier demo's settings (`demo`, BASE_DINO: the paper's temperatures); the paper's
+learning rate in its two readings: 1e-6 as DINO's --lr, which at the paper's batch of 256 is
+also DINO's min_lr, so the schedule is flat (`paper-lr-literal`), and 1e-6 as min_lr under
+DINO's peak of 5e-4 per 256 tiles (`paper-lr-dino`), both scaled to the benchmark's batch as
+DINO scales them; DINO's teacher momentum; DINO's own teacher temperatures.
 """
 
 import argparse
