@@ -344,6 +344,6 @@ def write_transfer(
     table = transfer_table(run_benchmark(runs, export, data, out, seed), seed)
     write_text_atomic(table_path, table.to_csv(index=False))
     if markdown_path is not None:
-        title = f"Transfer to {Path(data).name}: water / not water, {Path(export).name}"
+        title = f"Transfer of {export} to {Path(data).name}: water / not water"
         write_text_atomic(markdown_path, frame_markdown(table_summary(table), title))
     return table
