@@ -12,6 +12,7 @@ the initialisation of what is trained, the data order), as a run of the grid.
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from .finetune import ENCODING_MODELS, Init, Model, format_fraction
 
@@ -49,7 +50,7 @@ class TransferSettings:
 
 
 # The runs of a transfer section that does not name them (as in config/schema.yaml).
-SECTION_DEFAULTS = {
+SECTION_DEFAULTS: dict[str, Any] = {
     "encodings": ["tokens", "attention"],
     "inits": [Init.FROZEN.value, Init.FINETUNED.value],
     "percents": [100],
@@ -61,7 +62,7 @@ SECTION_DEFAULTS = {
 def transfer_runs(section: Mapping) -> list[TransferSettings]:
     """Every run of a transfer section: each encoding x init x fraction x seed, and the
     U-Net from scratch at each fraction and seed."""
-    section = SECTION_DEFAULTS | dict(section)
+    section = {**SECTION_DEFAULTS, **section}
     training = {f.name for f in fields(TransferSettings)} - {"model", "init", "fraction", "seed"}
     seeds = range(section["seed"], section["seed"] + section["seeds"])
     models = [(ENCODING_MODELS[e], Init(i)) for e in section["encodings"] for i in section["inits"]]
