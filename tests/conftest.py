@@ -2,6 +2,7 @@
 that runs the data half of the pipeline through the library, shard by shard."""
 
 import contextlib
+import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,3 +218,14 @@ def tiny_checkpoint(tiny_store, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-pretrain")
     train(tiny_settings(tiny_store, name="tiny-vit", epochs=1), folder)
     return folder / CHECKPOINT_NAME
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny checkpoint's export folder, with its 10 m pixels recorded (shared, read-only)."""
+    from test_export import DATA
+
+    from sarssl.outputs.export import export_backbone
+
+    data = dataclasses.replace(DATA, pixel_m=10.0)
+    return export_backbone(tiny_checkpoint, tmp_path_factory.mktemp("export"), data)

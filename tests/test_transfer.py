@@ -4,7 +4,6 @@ dataset's split files are honoured; the table's scores and gains against values 
 by hand; and the whole benchmark, from the command line, on chips a generator wrote in
 that layout, resumed from its records."""
 
-import dataclasses
 import json
 import shutil
 
@@ -15,14 +14,12 @@ import rasterio
 from conftest import S1_CHIP, S1_LABELS, SEN1FLOODS11
 from rasterio.transform import from_origin
 from safetensors.torch import load_file, save_file
-from test_export import DATA
 
 from sarssl.cli import main
 from sarssl.dataset.sen1floods11 import SPLIT_FILES, write_crops
 from sarssl.dataset.worldcover import IGNORE_INDEX
 from sarssl.errors import InputError
 from sarssl.evaluation.metrics import mean_iou
-from sarssl.outputs.export import export_backbone
 from sarssl.settings.finetune import Init, Model
 from sarssl.settings.transfer import transfer_runs
 from sarssl.transfer import ChipTiles, find_chips, read_splits, transfer_table
@@ -32,9 +29,8 @@ CROP_PX = 128
 
 
 @pytest.fixture(scope="module")
-def export(tiny_checkpoint, tmp_path_factory):
-    data = dataclasses.replace(DATA, pixel_m=10.0)
-    return export_backbone(tiny_checkpoint, tmp_path_factory.mktemp("export"), data)
+def export(tiny_export):
+    return tiny_export
 
 
 @pytest.fixture(scope="module")

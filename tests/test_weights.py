@@ -17,13 +17,11 @@ import zarr
 from conftest import S1_CHIP
 from rasterio.transform import Affine
 from safetensors.torch import load_file
-from test_export import DATA
 
 from sarssl.cli import main
 from sarssl.dataset.bands import CHANNELS, SEASONS
 from sarssl.errors import ConfigError
 from sarssl.models.segmentation import TOKEN_DECODER_VIT
-from sarssl.outputs.export import export_backbone
 from sarssl.outputs.export_format import read_export
 from sarssl.paths import CONFIG_NAME, WEIGHTS_NAME
 from sarssl.settings.finetune import FinetuneSettings, Init, Model
@@ -31,9 +29,8 @@ from sarssl.weights import InputError, load
 
 
 @pytest.fixture(scope="module")
-def export(tiny_checkpoint, tmp_path_factory):
-    data = dataclasses.replace(DATA, pixel_m=10.0)
-    return export_backbone(tiny_checkpoint, tmp_path_factory.mktemp("export"), data)
+def export(tiny_export):
+    return tiny_export
 
 
 @pytest.fixture(scope="module")

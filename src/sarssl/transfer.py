@@ -203,18 +203,20 @@ def chip_confusions(
 
 
 def run_transfer(
-    settings: TransferSettings, export: str | Path, splits: dict[str, list[Chip]]
+    settings: TransferSettings,
+    export: str | Path,
+    splits: dict[str, list[Chip]],
+    prepare: Prepare,
+    tile_px: int,
 ) -> dict:
-    """Train one run, select its epoch on val, score every test chip: its record."""
+    """Train one run, select its epoch on val, score every test chip: its record. `prepare`:
+    the export's; `tile_px`: the chips' size (chip_px)."""
     started = time.perf_counter()
     device = default_device()
-    _, prepare = load(export)
     subset_size(settings.fraction, len(splits["train"]))  # an error if not one chip
     chosen = {**splits, "train": fraction_subset(splits["train"], settings.fraction, settings.seed)}
     data = RunData(chosen, {split: ChipTiles(chips, prepare) for split, chips in chosen.items()})
-    model = build_model(settings, export, chip_px(splits["test"])).to(
-        device, memory_format=torch.channels_last
-    )
+    model = build_model(settings, export, tile_px).to(device, memory_format=torch.channels_last)
     selected, history = train_and_select(model, data, settings, device, NUM_WATER_CLASSES)
     assert selected.state is not None  # the schema asks for at least one epoch
     model.load_state_dict(selected.state)
@@ -254,6 +256,8 @@ def run_benchmark(
     splits = read_splits(data, chips, seed)
     log.info("%s: %s chips", data, {split: len(members) for split, members in splits.items()})
     weights = hashlib.sha256((Path(export) / WEIGHTS_NAME).read_bytes()).hexdigest()
+    _, prepare = load(export)  # checks the export's contract once, before any training
+    tile_px = chip_px(chips.values())
     names = {split: [chip.name for chip in members] for split, members in splits.items()}
     records = []
     for settings in runs:
@@ -264,7 +268,7 @@ def run_benchmark(
             if {name: kept.get(name) for name in key} == key:
                 records.append(kept["record"])
                 continue
-        record = run_transfer(settings, export, splits)
+        record = run_transfer(settings, export, splits, prepare, tile_px)
         scores = record["miou"], record["water_iou"]
         log.info("%s: MIoU %.4f, water IoU %.4f", settings.name, *scores)
         write_text_atomic(path, json.dumps(key | {"record": record}, indent=1))
