@@ -346,17 +346,36 @@ def with_weights(settings: FinetuneSettings, folder: str | Path) -> FinetuneSett
     return replace(settings, checkpoint=str(folder))
 
 
+def timm_arguments(folder: str | Path) -> dict:
+    """`timm.create_model`'s arguments that build an export's backbone with its weights (the
+    architecture under "model_name"): timm reads the weights from the file that the export's
+    pretrained_cfg names, so a model built this way is the export whatever wraps it."""
+    folder = Path(folder)
+    config = read_export(folder, None, f"export {folder}")
+    return {
+        "model_name": config["architecture"],
+        "pretrained": True,
+        "pretrained_cfg_overlay": dict(config["pretrained_cfg"], file=str(folder / WEIGHTS_NAME)),
+        **config["model_args"],
+    }
+
+
+def terratorch_arguments(folder: str | Path) -> dict:
+    """The backbone's part of the `model_args` of TerraTorch's EncoderDecoderFactory (its
+    timm source, "timm_<architecture>", and every timm argument prefixed "backbone_"); add
+    a decoder and the classes. The factory builds the ViT with `features_only`, so the
+    decoder reads the output of its last blocks, without the final norm."""
+    arguments = timm_arguments(folder)
+    return {"backbone": f"timm_{arguments.pop('model_name')}"} | {
+        f"backbone_{name}": value for name, value in arguments.items()
+    }
+
+
 def load(folder: str | Path) -> tuple[torch.nn.Module, Prepare]:
     """The export's backbone (timm, eval mode, no head: it returns the pooled features, and
     `forward_features` the tokens) and the `prepare` of its contract."""
     folder = Path(folder)
     config = read_export(folder, None, f"export {folder}")
-    model = timm.create_model(
-        config["architecture"],
-        pretrained=True,
-        pretrained_cfg_overlay=dict(config["pretrained_cfg"], file=str(folder / WEIGHTS_NAME)),
-        num_classes=0,
-        **config["model_args"],
-    )
+    model = timm.create_model(**timm_arguments(folder), num_classes=0)
     patch_px = model.patch_embed.patch_size[0]
     return model.eval(), Prepare(Contract.of_config(config, patch_px))
