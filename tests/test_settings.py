@@ -139,3 +139,11 @@ def test_a_jobs_resources_and_the_figures_runs_come_from_config():
     values["finetune"]["inits"] = [Init.FINETUNED.value, Init.SCRATCH.value]
     runs = Config.checked(values, REPO / "config/schema.yaml").attention_predictions_runs("x")
     assert {run.init for run in runs.values()} == {Init.FINETUNED}
+
+
+def test_the_schema_offers_the_transfer_tasks_the_code_reads():
+    from sarssl.settings.transfer import SECTION_DEFAULTS, TRANSFER_TASKS
+
+    schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())
+    task = schema["properties"]["transfer"]["properties"]["task"]
+    assert task["enum"] == list(TRANSFER_TASKS) and task["default"] == SECTION_DEFAULTS["task"]

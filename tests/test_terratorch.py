@@ -1,7 +1,12 @@
 """Our export in TerraTorch (the `[terratorch]` extra): its EncoderDecoderFactory builds a
 segmentation model from `sarssl.weights.terratorch_arguments`, with the export's weights in
 its encoder, and its SemanticSegmentationTask takes a forward and a backward step on the real
-Sen1Floods11 chip as `prepare` makes it, the ViT fine-tuned or frozen."""
+Sen1Floods11 chip as `prepare` makes it, the ViT fine-tuned or frozen.
+
+TerraTorch 1.2.11 sets torch's float32 matmul precision to "medium" for the whole process when
+it is imported (its Clay v1.5 backbone module does, at import): bf16 matmuls on CPUs with AMX,
+TF32 on GPUs. It is imported here in a fixture that puts the precision back, not when the
+tests are collected, so that no other test computes at that precision."""
 
 import numpy as np
 import pytest
@@ -12,15 +17,23 @@ from conftest import S1_CHIP, S1_LABELS
 from rasterio.windows import Window
 from safetensors.torch import load_file
 
-# Not importorskip: the extra is part of the test install, and a missing TerraTorch must fail.
-from terratorch.tasks import SemanticSegmentationTask
-
 from sarssl.dataset.worldcover import IGNORE_INDEX
 from sarssl.paths import WEIGHTS_NAME
 from sarssl.weights import load, terratorch_arguments
 
 WINDOW_PX = 64  # a corner of the chip: four patches a side
 CLASSES = 2  # Sen1Floods11's hand label: not water, water (-1 nodata)
+
+
+@pytest.fixture(scope="module")
+def segmentation_task_class():
+    """TerraTorch's SemanticSegmentationTask, imported with the matmul precision kept. Not
+    importorskip: the extra is part of the test install, and a missing TerraTorch must fail."""
+    precision = torch.get_float32_matmul_precision()
+    from terratorch.tasks import SemanticSegmentationTask
+
+    torch.set_float32_matmul_precision(precision)
+    return SemanticSegmentationTask
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +50,9 @@ def batch(tiny_export):
     return {"image": image, "mask": mask}
 
 
-def segmentation_task(export, freeze: bool) -> SemanticSegmentationTask:
+def segmentation_task(task_class, export, freeze: bool):
     model_args = terratorch_arguments(export) | {"decoder": "FCNDecoder", "num_classes": CLASSES}
-    return SemanticSegmentationTask(
+    return task_class(
         model_args=model_args,
         model_factory="EncoderDecoderFactory",
         loss="ce",
@@ -48,11 +61,13 @@ def segmentation_task(export, freeze: bool) -> SemanticSegmentationTask:
     )
 
 
-def test_the_factorys_encoder_holds_the_export_and_gives_its_blocks_output(tiny_export, batch):
+def test_the_factorys_encoder_holds_the_export_and_gives_its_blocks_output(
+    segmentation_task_class, tiny_export, batch
+):
     """Every weight of the export is in the encoder (but the final norm, which the
     features_only model does not apply), and the last feature map is the export's last block
     output, as timm's own model of the export computes it."""
-    task = segmentation_task(tiny_export, freeze=False)
+    task = segmentation_task(segmentation_task_class, tiny_export, freeze=False)
     encoder = task.model.encoder.eval()
     weights = load_file(str(tiny_export / WEIGHTS_NAME))
     encoder_state = {name.removeprefix("model."): v for name, v in encoder.state_dict().items()}
@@ -71,8 +86,10 @@ def test_the_factorys_encoder_holds_the_export_and_gives_its_blocks_output(tiny_
 
 
 @pytest.mark.parametrize("freeze", [False, True], ids=["finetuned", "frozen"])
-def test_a_training_step_reaches_the_vit_unless_it_is_frozen(tiny_export, batch, freeze):
-    task = segmentation_task(tiny_export, freeze=freeze)
+def test_a_training_step_reaches_the_vit_unless_it_is_frozen(
+    segmentation_task_class, tiny_export, batch, freeze
+):
+    task = segmentation_task(segmentation_task_class, tiny_export, freeze=freeze)
     task.train()
     logits = task.model(batch["image"]).output
     assert logits.shape == (1, CLASSES, WINDOW_PX, WINDOW_PX)

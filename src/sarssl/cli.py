@@ -156,20 +156,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     transfer = commands.add_parser(
         "transfer",
-        help="the transfer benchmark: an export fine-tuned on a Sen1Floods11-layout folder "
-        "against a U-Net from scratch; water IoU and MIoU with intervals",
+        help="the transfer benchmark: an export fine-tuned on a public Sentinel-1 task "
+        "(Sen1Floods11, DFC2020-S1) against a U-Net from scratch; MIoU with intervals",
     )
     transfer.add_argument("--weights", type=Path, required=True, help="an export folder")
-    transfer.add_argument(
-        "--data", type=Path, required=True, help="a folder in Sen1Floods11's layout"
-    )
+    transfer.add_argument("--data", type=Path, required=True, help="a folder in the task's layout")
     transfer.add_argument(
         "--out", type=Path, required=True, help="folder of the runs' records (reused)"
     )
     transfer.add_argument(
         "--settings",
         type=Path,
-        help="JSON of config transfer's keys (runs and training); the defaults without it",
+        help="JSON of config transfer's keys (task, runs and training); the defaults without it",
     )
     transfer.add_argument("--table", type=Path, required=True, help="the table's csv to write")
     transfer.add_argument("--markdown", type=Path, help="the table's md to write")

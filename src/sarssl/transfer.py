@@ -1,23 +1,21 @@
-"""The transfer benchmark: an exported backbone fine-tuned on a public Sentinel-1 task in
-Sen1Floods11's layout (water / not water), against a U-Net from scratch on the same input.
+"""The transfer benchmark: an exported backbone fine-tuned on a public Sentinel-1 segmentation
+task in its dataset's own layout (sarssl.settings.transfer.TRANSFER_TASKS: Sen1Floods11's
+water / not water, Copernicus-Bench's DFC2020-S1 land cover), against a U-Net from scratch
+on the same input.
 
-The layout, the dataset's and PANGAEA's task's (found anywhere below the folder):
+The chips are found and split as their layout says (sarssl.dataset.transfer_task): the
+dataset's split files when present, else a seeded 60/20/20 draw. Every chip reaches the
+models through the export's own `prepare` (sarssl.weights), as a user's input would: one
+date replicated to the four seasons (`seasons="replicate"`), in dB, standardised by the
+export's statistics; bands by their names where the file has them, else in the layout's
+order. The runs are those of sarssl.settings.transfer, each trained as a run of the grid
+(train_and_select: best epoch on val MIoU), each scored on every test chip; a finished
+run's record is kept and read again when the benchmark is rerun.
 
-    S1Hand/<chip>_S1Hand.tif        VV and VH, float32 dB, bands named by their descriptions
-    LabelHand/<chip>_LabelHand.tif  int16: -1 nodata, 0 not water, 1 water
-    flood_train_data.csv, flood_valid_data.csv, flood_test_data.csv   (optional) the
-        dataset's splits, rows "<chip>_S1Hand.tif,<chip>_LabelHand.tif"
-
-Without the split files the chips are split 60/20/20 by a seeded draw. Every chip reaches
-the models through the export's own `prepare` (sarssl.weights), as a user's input would:
-one date replicated to the four seasons (`seasons="replicate"`), in dB, standardised by the
-export's statistics. The runs are those of sarssl.settings.transfer, each trained as a run
-of the grid (train_and_select: best epoch on val MIoU), each scored on every test chip; a
-finished run's record is kept and read again when the benchmark is rerun.
-
-The table, per model, initialisation and fraction: MIoU and water IoU, the mean over the
-seeds, with a 95 % interval from a bootstrap of the test chips (the same resampled chips for
-every seed and model, so that the gain over the U-Net from scratch is paired).
+The table, per model, initialisation and fraction: MIoU (and the IoU of the task's focus
+class, Sen1Floods11's water), the mean over the seeds, with a 95 % interval from a
+bootstrap of the test chips (the same resampled chips for every seed and model, so that the
+gain over the U-Net from scratch is paired).
 """
 
 import hashlib
@@ -25,20 +23,21 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import rasterio
+import rioxarray
 import torch
+import xarray as xr
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from sarssl.atomic import write_text_atomic
 from sarssl.dataset.bands import CHANNELS
-from sarssl.dataset.sen1floods11 import IMAGE_SUFFIX, LABEL_SUFFIX, SPLIT_FILES
+from sarssl.dataset.transfer_task import Chip, TransferTask
 from sarssl.dataset.worldcover import IGNORE_INDEX
 from sarssl.devices import autocast, autocast_dtype, default_device, device_description
 from sarssl.errors import InputError
@@ -55,103 +54,55 @@ from sarssl.models.segmentation import AttentionMapsUNet, Backbone, TileUNet, To
 from sarssl.outputs.tables import frame_markdown
 from sarssl.paths import WEIGHTS_NAME
 from sarssl.settings.finetune import Init, Model, format_fraction, subset_size
-from sarssl.settings.transfer import REFERENCE, WATER_CLASSES, TransferSettings, transfer_runs
+from sarssl.settings.transfer import REFERENCE, TransferSettings, transfer_runs, transfer_task
 from sarssl.training.finetune import RunData, fraction_subset, train_and_select
 from sarssl.weights import Prepare, load
 
 log = logging.getLogger(__name__)
 
-NODATA_LABEL = -1
-# Without the dataset's split files: the shares of a seeded draw of the chips.
-DRAWN_SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}
-NUM_WATER_CLASSES = len(WATER_CLASSES)
-WATER = WATER_CLASSES.index("water")
 BOOTSTRAP_RESAMPLES = 1000
 CONFIDENCE = 0.95
-SCORES = {"miou": mean_iou, "water_iou": lambda confusion: per_class_iou(confusion)[WATER]}
 
 
-@dataclass(frozen=True)
-class Chip:
-    name: str
-    image: Path
-    label: Path
+def task_scores(task: TransferTask) -> dict[str, Callable[[np.ndarray], float]]:
+    """The table's scores of a confusion matrix: the MIoU, and the IoU of the task's focus
+    class where it has one (`<class>_iou`)."""
+    scores: dict[str, Callable[[np.ndarray], float]] = {"miou": mean_iou}
+    if task.focus_class is not None:
+        focus = task.focus_index
+        scores[f"{task.focus_class}_iou"] = lambda confusion: float(per_class_iou(confusion)[focus])
+    return scores
 
 
-def chip_name(file_name: str) -> str:
-    """`Spain_7370579` of `Spain_7370579_S1Hand.tif` (or of its `_LabelHand.tif`)."""
-    return file_name.rsplit("_", 1)[0]
-
-
-def find_chips(folder: str | Path) -> dict[str, Chip]:
-    """Every chip below `folder` (in the dataset's S1Hand and LabelHand folders, or side by
-    side) by name; an error names a chip that lacks its label."""
-    folder = Path(folder)
-    images = {chip_name(p.name): p for p in sorted(folder.rglob(f"*{IMAGE_SUFFIX}"))}
-    labels = {chip_name(p.name): p for p in sorted(folder.rglob(f"*{LABEL_SUFFIX}"))}
-    if not images:
-        raise InputError(f"{folder}: no *{IMAGE_SUFFIX} file (Sen1Floods11's layout)")
-    unlabelled = sorted(set(images) - set(labels))
-    if unlabelled:
+def chip_image(chip: Chip, task: TransferTask) -> Path | xr.DataArray:
+    """What `prepare` reads of a chip: its file where the bands are named (descriptions),
+    else its bands named in the layout's order; an error names a file with another count."""
+    with rasterio.open(chip.image) as source:
+        if all(source.descriptions):
+            return chip.image
+        count = source.count
+    if count != len(task.band_order):
         raise InputError(
-            f"{folder}: {images[unlabelled[0]]} has no {unlabelled[0]}{LABEL_SUFFIX}"
-            + (f" (nor {len(unlabelled) - 1} more chips)" if len(unlabelled) > 1 else "")
+            f"{chip.image}: {count} unnamed bands; {task.title}'s layout has {task.band_order}"
         )
-    return {name: Chip(name, images[name], labels[name]) for name in images}
-
-
-def read_splits(folder: str | Path, chips: dict[str, Chip], seed: int) -> dict[str, list[Chip]]:
-    """The dataset's split files where they are below `folder`, else a seeded draw of
-    DRAWN_SPLIT; an error names a split file's chip that is missing, or an empty split."""
-    folder = Path(folder)
-    found = {split: sorted(folder.rglob(name)) for split, name in SPLIT_FILES.items()}
-    if all(found.values()):
-        splits = {}
-        for split, (path, *_) in found.items():
-            names = [chip_name(row.split(",")[0].strip()) for row in path.read_text().splitlines()]
-            missing = [name for name in names if name and name not in chips]
-            if missing:
-                raise InputError(f"{path}: chip {missing[0]} is not in {folder}")
-            splits[split] = [chips[name] for name in names if name]
-    else:
-        order = np.random.default_rng(seed).permutation(sorted(chips))
-        train = round(DRAWN_SPLIT["train"] * len(order))
-        val = round(DRAWN_SPLIT["val"] * len(order))
-        bounds = {"train": (0, train), "val": (train, train + val), "test": (train + val, None)}
-        splits = {split: [chips[n] for n in order[a:b]] for split, (a, b) in bounds.items()}
-    empty = [split for split, members in splits.items() if not members]
-    if empty:
-        raise InputError(f"{folder}: {len(chips)} chips leave the {empty[0]} split empty")
-    return splits
-
-
-def read_label(chip: Chip) -> torch.Tensor:
-    """The chip's classes (0 not water, 1 water) as a long tensor, nodata as IGNORE_INDEX;
-    an error names a label file with any other value."""
-    with rasterio.open(chip.label) as source:
-        label = source.read(1)
-    unknown = sorted(set(np.unique(label).tolist()) - {NODATA_LABEL, *range(NUM_WATER_CLASSES)})
-    if unknown:
-        raise InputError(
-            f"{chip.label}: values {unknown[:5]}; expected {NODATA_LABEL} (nodata), 0 and 1"
-        )
-    classes = np.where(label == NODATA_LABEL, IGNORE_INDEX, label).astype(np.int64)
-    return torch.from_numpy(classes)
+    data = rioxarray.open_rasterio(chip.image, masked=True)
+    data.attrs.pop("long_name", None)
+    return data.assign_coords(band=list(task.band_order))
 
 
 class ChipTiles(Dataset):
     """Item i -> {"image": (12, y, x) as `prepare` makes it, "labels": (y, x)}."""
 
-    def __init__(self, chips: Sequence[Chip], prepare: Prepare):
-        self.chips, self.prepare = chips, prepare
+    def __init__(self, chips: Sequence[Chip], prepare: Prepare, task: TransferTask):
+        self.chips, self.prepare, self.task = chips, prepare, task
 
     def __len__(self) -> int:
         return len(self.chips)
 
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
         chip = self.chips[position]
-        image = self.prepare(chip.image, units="dB", seasons="replicate")[0]
-        labels = read_label(chip)
+        image = self.prepare(chip_image(chip, self.task), units="dB", seasons="replicate")[0]
+        labels = torch.from_numpy(self.task.read_classes(chip))
         if labels.shape != image.shape[-2:]:
             raise InputError(
                 f"{chip.label}: {tuple(labels.shape)} px, its image {tuple(image.shape[-2:])}"
@@ -172,23 +123,25 @@ def chip_px(chips: Sequence[Chip]) -> int:
     return first[0]
 
 
-def build_model(settings: TransferSettings, export: str | Path, tile_px: int) -> nn.Module:
+def build_model(
+    settings: TransferSettings, export: str | Path, tile_px: int, classes: int
+) -> nn.Module:
     """The run's network, initialised with its seed: the export's ViT with a grid decoder,
     or the U-Net on the 12 channels from scratch."""
     torch.manual_seed(settings.seed)
     if settings.model == Model.S1GRD_UNET:
-        return TileUNet(None, len(CHANNELS), 0, NUM_WATER_CLASSES, tile_px, settings.width)
+        return TileUNet(None, len(CHANNELS), 0, classes, tile_px, settings.width)
     vit = load_backbone(export).network
     backbone = Backbone(vit, frozen=settings.init == Init.FROZEN)
     if settings.model == Model.TOKENS_DECODER:
-        return TokenDecoder(backbone, NUM_WATER_CLASSES, settings.width)
+        return TokenDecoder(backbone, classes, settings.width)
     heads = vit.blocks[-1].attn.num_heads
-    return AttentionMapsUNet(backbone, heads, NUM_WATER_CLASSES, tile_px, settings.width)
+    return AttentionMapsUNet(backbone, heads, classes, tile_px, settings.width)
 
 
 @torch.no_grad()
 def chip_confusions(
-    model: nn.Module, data: Dataset, device: torch.device, precision: str
+    model: nn.Module, data: Dataset, device: torch.device, precision: str, classes: int
 ) -> np.ndarray:
     """(chips, class, class): the confusion matrix of each chip, in the data's order."""
     model.eval()
@@ -196,7 +149,7 @@ def chip_confusions(
     for batch in DataLoader(data, batch_size=1):
         with autocast(device.type, autocast_dtype(precision, device)):
             logits = model(batch["image"].to(device, memory_format=torch.channels_last))
-        confusion = ConfusionMatrix(NUM_WATER_CLASSES, IGNORE_INDEX)
+        confusion = ConfusionMatrix(classes, IGNORE_INDEX)
         confusion.update(logits.argmax(dim=1), batch["labels"].to(device))
         confusions.append(confusion.numpy())
     return np.stack(confusions)
@@ -204,6 +157,7 @@ def chip_confusions(
 
 def run_transfer(
     settings: TransferSettings,
+    task: TransferTask,
     export: str | Path,
     splits: dict[str, list[Chip]],
     prepare: Prepare,
@@ -213,26 +167,29 @@ def run_transfer(
     the export's; `tile_px`: the chips' size (chip_px)."""
     started = time.perf_counter()
     device = default_device()
+    classes = len(task.classes)
     subset_size(settings.fraction, len(splits["train"]))  # an error if not one chip
     chosen = {**splits, "train": fraction_subset(splits["train"], settings.fraction, settings.seed)}
-    data = RunData(chosen, {split: ChipTiles(chips, prepare) for split, chips in chosen.items()})
-    model = build_model(settings, export, tile_px).to(device, memory_format=torch.channels_last)
-    selected, history = train_and_select(model, data, settings, device, NUM_WATER_CLASSES)
+    datasets = {split: ChipTiles(chips, prepare, task) for split, chips in chosen.items()}
+    data = RunData(chosen, datasets)
+    model = build_model(settings, export, tile_px, classes)
+    model = model.to(device, memory_format=torch.channels_last)
+    selected, history = train_and_select(model, data, settings, device, classes)
     assert selected.state is not None  # the schema asks for at least one epoch
     model.load_state_dict(selected.state)
-    confusions = chip_confusions(model, data.datasets["test"], device, settings.precision)
+    confusions = chip_confusions(model, data.datasets["test"], device, settings.precision, classes)
     total = confusions.sum(axis=0)
     wall_s = time.perf_counter() - started
     return {
         **settings.as_dict(),
-        "miou": mean_iou(total),
-        "water_iou": float(per_class_iou(total)[WATER]),
+        **{name: score(total) for name, score in task_scores(task).items()},
         "best_epoch": selected.epoch,
         "val_miou": selected.val_miou,
         "history": history,
         "chips": {split: [chip.name for chip in chips] for split, chips in chosen.items()},
         "test_chip_confusions": confusions.tolist(),
-        "classes": list(WATER_CLASSES),
+        "task": task.name,
+        "classes": list(task.classes),
         "wall_time_s": wall_s,
         "device": device_description(device),
         "host": socket.gethostname(),
@@ -245,50 +202,57 @@ def run_file(out: str | Path, settings: TransferSettings) -> Path:
 
 def run_benchmark(
     runs: Sequence[TransferSettings],
+    task: TransferTask,
     export: str | Path,
     data: str | Path,
     out: str | Path,
     seed: int,
 ) -> list[dict]:
     """Every run's record, trained now or read from `out` where a finished run of the same
-    settings, weights (their SHA-256) and chips left it."""
-    chips = find_chips(data)
-    splits = read_splits(data, chips, seed)
+    task, settings, weights (their SHA-256) and chips left it."""
+    chips = task.find_chips(data)
+    splits = task.read_splits(data, chips, seed)
     log.info("%s: %s chips", data, {split: len(members) for split, members in splits.items()})
     weights = hashlib.sha256((Path(export) / WEIGHTS_NAME).read_bytes()).hexdigest()
     _, prepare = load(export)  # checks the export's contract once, before any training
-    tile_px = chip_px(chips.values())
+    tile_px = chip_px(list(chips.values()))
     names = {split: [chip.name for chip in members] for split, members in splits.items()}
     records = []
     for settings in runs:
         path = run_file(out, settings)
-        key = {"settings": settings.as_dict(), "weights_sha256": weights, "splits": names}
+        key = {
+            "task": task.name,
+            "settings": settings.as_dict(),
+            "weights_sha256": weights,
+            "splits": names,
+        }
         if path.is_file():
             kept = json.loads(path.read_text())
             if {name: kept.get(name) for name in key} == key:
                 records.append(kept["record"])
                 continue
-        record = run_transfer(settings, export, splits, prepare, tile_px)
-        scores = record["miou"], record["water_iou"]
-        log.info("%s: MIoU %.4f, water IoU %.4f", settings.name, *scores)
+        record = run_transfer(settings, task, export, splits, prepare, tile_px)
+        scores = ", ".join(f"{name} {record[name]:.4f}" for name in task_scores(task))
+        log.info("%s: %s", settings.name, scores)
         write_text_atomic(path, json.dumps(key | {"record": record}, indent=1))
         records.append(record)
     return records
 
 
 def cell_samples(
-    records: Sequence[dict], seed: int
+    records: Sequence[dict], task: TransferTask, seed: int
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """The cell's scores (the mean over its seeds) and their bootstrap samples: each seed's
     score on each resample of the test chips, averaged over the seeds."""
+    scores = task_scores(task)
     confusions = np.stack([np.asarray(r["test_chip_confusions"]) for r in records])
-    samples = tile_bootstrap(confusions, BOOTSTRAP_RESAMPLES, seed, SCORES)
-    points = {name: float(np.mean([r[name] for r in records])) for name in SCORES}
+    samples = tile_bootstrap(confusions, BOOTSTRAP_RESAMPLES, seed, scores)
+    points = {name: float(np.mean([r[name] for r in records])) for name in scores}
     return points, {name: draws.mean(axis=0) for name, draws in samples.items()}
 
 
-def transfer_table(records: Sequence[dict], seed: int = 0) -> pd.DataFrame:
-    """Per model, initialisation and fraction: MIoU and water IoU (mean over the seeds) with
+def transfer_table(records: Sequence[dict], task: TransferTask, seed: int = 0) -> pd.DataFrame:
+    """Per model, initialisation and fraction: the task's scores (mean over the seeds) with
     their chip-bootstrap intervals, and the gain over the U-Net from scratch at the same
     fraction and seeds with a paired interval."""
     frame = pd.DataFrame(records)
@@ -300,10 +264,10 @@ def transfer_table(records: Sequence[dict], seed: int = 0) -> pd.DataFrame:
             & (frame["fraction"] == fraction)
             & frame["seed"].isin(cell["seed"])
         ]
-        points, draws = cell_samples(cell.to_dict("records"), seed)
-        base_points, base_draws = cell_samples(reference.to_dict("records"), seed)
+        points, draws = cell_samples(cell.to_dict("records"), task, seed)
+        base_points, base_draws = cell_samples(reference.to_dict("records"), task, seed)
         row = {"model": model, "init": init, "fraction": fraction, "seeds": len(cell)}
-        for name in SCORES:
+        for name in task_scores(task):
             low, high = percentile_interval(draws[name], CONFIDENCE)
             gain_low, gain_high = percentile_interval(draws[name] - base_draws[name], CONFIDENCE)
             row |= {name: points[name], f"{name}_low": low, f"{name}_high": high}
@@ -318,14 +282,19 @@ def transfer_table(records: Sequence[dict], seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def table_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """The table to read: each score with its interval in one cell, gains in points."""
+def score_title(name: str) -> str:
+    """`MIoU`, `water IoU`: a score's column title."""
+    return "MIoU" if name == "miou" else f"{name.removesuffix('_iou')} IoU"
 
+
+def table_summary(table: pd.DataFrame, task: TransferTask) -> pd.DataFrame:
+    """The table to read: each score with its interval in one cell, gains in points."""
     summary = table[["model", "init"]].copy()
     summary["fraction %"] = table["fraction"].map(format_fraction)
     summary["seeds"] = table["seeds"]
     interval = f"[{CONFIDENCE:.0%} CI]"
-    for name, title in (("miou", "MIoU"), ("water_iou", "water IoU")):
+    for name in task_scores(task):
+        title = score_title(name)
         summary[f"{title} {interval}"] = interval_cells(table, name, 1, ".3f")
         summary[f"{title} gain over U-Net (points) {interval}"] = interval_cells(
             table, f"{name}_gain", 100, "+.1f"
@@ -341,13 +310,14 @@ def write_transfer(
     table_path: str | Path,
     markdown_path: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Run (or read) every run of a transfer section and write the table: the csv at
-    `table_path`, the summary as markdown at `markdown_path`."""
+    """Run (or read) every run of a transfer section on its task and write the table: the
+    csv at `table_path`, the summary as markdown at `markdown_path`."""
+    task = transfer_task(section)
     runs = transfer_runs(section)
     seed = runs[0].seed
-    table = transfer_table(run_benchmark(runs, export, data, out, seed), seed)
+    table = transfer_table(run_benchmark(runs, task, export, data, out, seed), task, seed)
     write_text_atomic(table_path, table.to_csv(index=False))
     if markdown_path is not None:
-        title = f"Transfer of {export} to {Path(data).name}: water / not water"
-        write_text_atomic(markdown_path, frame_markdown(table_summary(table), title))
+        title = f"Transfer of {export} to {Path(data).name}: {task.title}"
+        write_text_atomic(markdown_path, frame_markdown(table_summary(table, task), title))
     return table

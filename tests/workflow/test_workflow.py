@@ -331,6 +331,10 @@ PRETRAIN_RUN = {
             {"pretrain": [{**PRETRAIN_RUN, "gpus": 3}]},
             "batch_size 4 is global and must be a multiple of nodes x gpus = 3",
         ),
+        (
+            {"pretrain": [PRETRAIN_RUN], "transfer": {"pretrain": ["p"], "task": "dfc2020_s1"}},
+            "config transfer.data: task dfc2020_s1 needs a folder in its layout",
+        ),
     ],
 )
 def test_an_invalid_config_fails_at_start_naming_the_key(tmp_path, change, named):

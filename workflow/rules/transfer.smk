@@ -25,10 +25,11 @@ rule sen1floods11_crops:
 
 
 rule transfer:
-    """The transfer benchmark of a pre-training's export: on a task in Sen1Floods11's layout
-    (transfer.data, else the crops), the grid's decoders with the ViT frozen and fine-tuned
-    and the U-Net from scratch on the same input, per fraction and seed; water IoU and MIoU
-    with chip-bootstrap 95 % intervals and the paired gain over the U-Net."""
+    """The transfer benchmark of a pre-training's export: on a public Sentinel-1 task in its
+    layout (transfer.task: Sen1Floods11 or DFC2020-S1; transfer.data, else the crops), the
+    grid's decoders with the ViT frozen and fine-tuned and the U-Net from scratch on the same
+    input, per fraction and seed; MIoU (and water IoU) with chip-bootstrap 95 % intervals and
+    the paired gain over the U-Net."""
     input:
         unpack(transfer_inputs),
     output:

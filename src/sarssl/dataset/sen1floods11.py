@@ -1,7 +1,15 @@
-"""Sen1Floods11's layout, written from one chip: the crops of a chip and its hand label,
-each a chip of the layout (`S1Hand/<chip>_S1Hand.tif`, `LabelHand/<chip>_LabelHand.tif`),
-and the dataset's split files, the crops split into bands of columns (west: train, then
-val, then test), so that neighbouring crops fall in one split where they can.
+"""Sen1Floods11's layout (the dataset's and PANGAEA's task's), as the transfer benchmark reads
+it, and written from one chip:
+
+    S1Hand/<chip>_S1Hand.tif        VV and VH, float32 dB, bands named by their descriptions
+    LabelHand/<chip>_LabelHand.tif  int16: -1 nodata, 0 not water, 1 water
+    flood_train_data.csv, flood_valid_data.csv, flood_test_data.csv   (optional) the
+        dataset's splits, rows "<chip>_S1Hand.tif,<chip>_LabelHand.tif"
+
+Without the split files the benchmark draws a split. The writer (`write_crops`): the crops
+of a chip and its hand label, each a chip of the layout, and the dataset's split files, the
+crops split into bands of columns (west: train, then val, then test), so that neighbouring
+crops fall in one split where they can.
 
 This is how the default run's transfer table needs nothing outside the repository: the real
 chip kept in tests/data, cut into crops the benchmark can split. Crops of one scene are not
@@ -15,6 +23,8 @@ from rasterio.windows import Window
 
 from ..atomic import atomic_path, write_text_atomic
 from ..errors import InputError
+from .bands import VH, VV
+from .transfer_task import TransferTask
 
 IMAGE_FOLDER, LABEL_FOLDER = "S1Hand", "LabelHand"
 IMAGE_SUFFIX, LABEL_SUFFIX = "_S1Hand.tif", "_LabelHand.tif"
@@ -23,6 +33,21 @@ SPLIT_FILES = {
     "val": "flood_valid_data.csv",
     "test": "flood_test_data.csv",
 }
+
+SEN1FLOODS11 = TransferTask(
+    name="sen1floods11",
+    title="Sen1Floods11: water / not water",
+    classes=("not water", "water"),
+    label_values={-1: None, 0: 0, 1: 1},
+    image_glob=f"*{IMAGE_SUFFIX}",
+    label_glob=f"*{LABEL_SUFFIX}",
+    image_key=lambda file_name: file_name.removesuffix(IMAGE_SUFFIX),
+    label_key=lambda file_name: file_name.removesuffix(LABEL_SUFFIX),
+    split_files=SPLIT_FILES,
+    split_row_key=lambda row: row.split(",")[0].strip().removesuffix(IMAGE_SUFFIX),
+    band_order=(VV, VH),
+    focus_class="water",
+)
 # The shares of the columns of crops in each split, west to east.
 COLUMN_SHARES = {"train": 0.6, "val": 0.2, "test": 0.2}
 

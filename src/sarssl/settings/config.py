@@ -12,7 +12,7 @@ import yaml
 
 from .. import paths
 from ..dataset.bands import aoi_datasets
-from ..dataset.sen1floods11 import IMAGE_SUFFIX, LABEL_SUFFIX
+from ..dataset.sen1floods11 import IMAGE_SUFFIX, LABEL_SUFFIX, SEN1FLOODS11
 from ..errors import ConfigError
 from .finetune import (
     SI_TABLE2_MODELS,
@@ -103,6 +103,12 @@ def check(config: Mapping) -> None:
     unknown = [name for name in config["transfer"]["pretrain"] if name not in runs]
     if unknown:
         raise ConfigError(f"config transfer.pretrain: {unknown} are not in config pretrain {runs}")
+    transfer = config["transfer"]
+    if transfer["pretrain"] and not transfer["data"] and transfer["task"] != SEN1FLOODS11.name:
+        raise ConfigError(
+            f"config transfer.data: task {transfer['task']} needs a folder in its layout (the "
+            f"crops of transfer.chip, used without one, are {SEN1FLOODS11.name}'s)"
+        )
     finetune = config["finetune"]
     named = finetune["pretrain"] + [p for p in [finetune["unet_baseline"]] if p]
     if not named:

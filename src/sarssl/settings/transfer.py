@@ -1,8 +1,9 @@
 """The transfer benchmark's vocabulary, without torch: the runs a config's transfer section
 makes and the settings of one run (sarssl.transfer runs them).
 
-A run fine-tunes an exported backbone on a public Sentinel-1 task in Sen1Floods11's layout
-(water / not water): with the grid's decoders (`tokens`: patch tokens -> convolutional
+A run fine-tunes an exported backbone on a public Sentinel-1 task in its dataset's layout
+(TRANSFER_TASKS: Sen1Floods11's water / not water, Copernicus-Bench's DFC2020-S1 land cover):
+with the grid's decoders (`tokens`: patch tokens -> convolutional
 decoder; `attention`: attention maps -> U-Net), its ViT `frozen` or `finetuned`; beside them
 the U-Net from scratch on the same 12 channels, the reference every pre-trained run is
 compared with. Each on `fraction` % of the task's train chips, with `seed` (the subset,
@@ -14,11 +15,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from ..dataset.dfc2020 import DFC2020_S1
+from ..dataset.sen1floods11 import SEN1FLOODS11
+from ..dataset.transfer_task import TransferTask
+from ..errors import ConfigError
 from .finetune import ENCODING_MODELS, Init, Model, format_fraction
 
-# The task's classes, in the order of the labels' values 0 and 1 (Sen1Floods11's LabelHand;
-# -1 is nodata).
-WATER_CLASSES = ("not water", "water")
+# The tasks by the name config transfer.task gives them.
+TRANSFER_TASKS = {task.name: task for task in (SEN1FLOODS11, DFC2020_S1)}
 # The reference of every pre-trained run: the U-Net on the 12 channels, from scratch.
 REFERENCE = (Model.S1GRD_UNET, Init.SCRATCH)
 
@@ -56,7 +60,16 @@ SECTION_DEFAULTS: dict[str, Any] = {
     "percents": [100],
     "seeds": 1,
     "seed": 0,
+    "task": SEN1FLOODS11.name,
 }
+
+
+def transfer_task(section: Mapping) -> TransferTask:
+    """The task of a transfer section (its `task`, Sen1Floods11 without one)."""
+    name = section.get("task", SECTION_DEFAULTS["task"])
+    if name not in TRANSFER_TASKS:
+        raise ConfigError(f"config transfer.task: {name!r} is not one of {list(TRANSFER_TASKS)}")
+    return TRANSFER_TASKS[name]
 
 
 def transfer_runs(section: Mapping) -> list[TransferSettings]:
