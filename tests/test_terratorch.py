@@ -21,6 +21,9 @@ from sarssl.dataset.worldcover import IGNORE_INDEX
 from sarssl.paths import WEIGHTS_NAME
 from sarssl.weights import load, terratorch_arguments
 
+# A training step outside a Lightning Trainer: the task's self.log has nowhere to log.
+pytestmark = pytest.mark.filterwarnings("ignore:You are trying to `self.log")
+
 WINDOW_PX = 64  # a corner of the chip: four patches a side
 CLASSES = 2  # Sen1Floods11's hand label: not water, water (-1 nodata)
 
