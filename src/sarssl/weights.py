@@ -1,7 +1,8 @@
 """Exported weights in other people's hands: `load(folder)` returns the timm backbone of an
 export folder (sarssl.outputs.export_format) and its `prepare`, which turns what a user
 holds into the input the backbone was trained on, or refuses it with the band, the file and
-the expected value.
+the expected value. `timm_arguments` and `terratorch_arguments` build the same backbone in
+timm and in TerraTorch's EncoderDecoderFactory.
 
 The contract is the export's config.json: 12 channels in its order (per season VV, VH and
 VV-VH), seasonal means of backscatter in dB, standardised by its mean and std, at its pixel
