@@ -318,6 +318,6 @@ def write_transfer(
     table = transfer_table(run_benchmark(runs, task, export, data, out, seed), task, seed)
     write_text_atomic(table_path, table.to_csv(index=False))
     if markdown_path is not None:
-        title = f"Transfer of {export} to {Path(data).name}: {task.title}"
+        title = f"Transfer of {export} to {Path(data).name} ({task.title})"
         write_text_atomic(markdown_path, frame_markdown(table_summary(table, task), title))
     return table
