@@ -167,17 +167,22 @@ def write_generated_chips(folder, count, px, seed):
                     target.descriptions = ("VV", "VH")
 
 
+def transfer_command(export, data, section, folder) -> list[str]:
+    """`sarssl transfer` on `data` with `section` as its settings file, writing under `folder`
+    (runs/, t.csv, t.md)."""
+    (folder / "settings.json").write_text(json.dumps(section))
+    return ["transfer", "--weights", str(export), "--data", str(data),
+            "--out", str(folder / "runs"), "--settings", str(folder / "settings.json"),
+            "--table", str(folder / "t.csv"), "--markdown", str(folder / "t.md")]  # fmt: skip
+
+
 def test_the_benchmark_runs_from_the_command_line_and_resumes_from_its_records_of_the_same_weights(
     export, tmp_path
 ):
     data = tmp_path / "generated"
     write_generated_chips(data, count=10, px=64, seed=5)
     section = {"encodings": ["tokens"], "inits": ["frozen"], "epochs": 2, "width": 4}
-    (tmp_path / "settings.json").write_text(json.dumps(section))
-    command = ["transfer", "--weights", str(export), "--data", str(data),
-               "--out", str(tmp_path / "runs"), "--settings", str(tmp_path / "settings.json"),
-               "--table", str(tmp_path / "t.csv"),
-               "--markdown", str(tmp_path / "t.md")]  # fmt: skip
+    command = transfer_command(export, data, section, tmp_path)
     assert main(command) == 0
     table = pd.read_csv(tmp_path / "t.csv")
     assert table[["model", "init"]].values.tolist() == [
@@ -301,11 +306,7 @@ def test_a_dfc2020_label_value_outside_the_layout_is_refused_naming_the_file(tmp
 def test_the_benchmark_runs_on_dfc2020_from_the_command_line(dfc2020, export, tmp_path, capsys):
     section = {"task": "dfc2020_s1", "encodings": ["tokens"], "inits": ["frozen"], "epochs": 1,
                "width": 4}  # fmt: skip
-    (tmp_path / "settings.json").write_text(json.dumps(section))
-    command = ["transfer", "--weights", str(export), "--data", str(dfc2020),
-               "--out", str(tmp_path / "runs"), "--settings", str(tmp_path / "settings.json"),
-               "--table", str(tmp_path / "t.csv"),
-               "--markdown", str(tmp_path / "t.md")]  # fmt: skip
+    command = transfer_command(export, dfc2020, section, tmp_path)
     assert main(command) == 0
     table = pd.read_csv(tmp_path / "t.csv")
     assert table["train_chips"].tolist() == [6, 6] and table["test_chips"].tolist() == [2, 2]
